@@ -160,9 +160,15 @@ mod tests {
 
     #[test]
     fn close_code_ranges() {
-        assert!(CloseCode::should_reconnect(CloseCode::SlowConsumer.as_u16()));
+        assert!(CloseCode::should_reconnect(
+            CloseCode::SlowConsumer.as_u16()
+        ));
         assert!(CloseCode::should_reconnect(1006));
-        assert!(!CloseCode::should_reconnect(CloseCode::FrameTooLarge.as_u16()));
-        assert!(!CloseCode::should_reconnect(CloseCode::AuthExpired.as_u16()));
+        assert!(!CloseCode::should_reconnect(
+            CloseCode::FrameTooLarge.as_u16()
+        ));
+        assert!(!CloseCode::should_reconnect(
+            CloseCode::AuthExpired.as_u16()
+        ));
     }
 }

@@ -78,7 +78,11 @@ pub struct LoginParams {
     pub user_sig: String,
     /// Stable id of this SDK instance (device); events caused by this instance are not sent
     /// back to it, even after a reconnect.
-    #[serde(rename = "instanceID", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "instanceID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub instance_id: Option<String>,
     /// Last event `seq` this instance saw; the server first sends every later event.
     #[serde(rename = "lastSeq", default, skip_serializing_if = "Option::is_none")]
@@ -135,9 +139,17 @@ pub struct InviteParams {
     pub data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
-    #[serde(rename = "onlineUserOnly", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "onlineUserOnly",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub online_user_only: Option<bool>,
-    #[serde(rename = "offlinePushInfo", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "offlinePushInfo",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub offline_push_info: Option<OfflinePushInfo>,
     /// A client-proposed inviteID (the server makes a UUID v4 when absent).
     #[serde(rename = "inviteID", default, skip_serializing_if = "Option::is_none")]
@@ -155,9 +167,17 @@ pub struct InviteInGroupParams {
     pub data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
-    #[serde(rename = "onlineUserOnly", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "onlineUserOnly",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub online_user_only: Option<bool>,
-    #[serde(rename = "offlinePushInfo", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "offlinePushInfo",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub offline_push_info: Option<OfflinePushInfo>,
     #[serde(rename = "inviteID", default, skip_serializing_if = "Option::is_none")]
     pub invite_id: Option<String>,
@@ -230,7 +250,11 @@ pub struct CustomPayload {
 pub struct GetMessageListParams {
     #[serde(rename = "conversationID")]
     pub conversation_id: String,
-    #[serde(rename = "nextReqMessageID", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "nextReqMessageID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub next_req_message_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
@@ -315,7 +339,11 @@ pub struct InviteeAnsweredData {
     pub invitee: String,
     pub data: String,
     /// Beckon extra: true on the answering user's other devices.
-    #[serde(rename = "handledOnOtherDevice", default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        rename = "handledOnOtherDevice",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub handled_on_other_device: bool,
 }
 
@@ -329,7 +357,11 @@ pub struct InvitationCancelledData {
     pub group_id: String,
     pub data: String,
     /// Beckon extra: true on the inviter's other devices.
-    #[serde(rename = "handledOnOtherDevice", default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        rename = "handledOnOtherDevice",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub handled_on_other_device: bool,
 }
 
@@ -380,7 +412,11 @@ mod tests {
             serde_json::from_str(r#"{"type":"event","name":"x","seq":3,"data":{}}"#).unwrap();
         assert_eq!(
             event,
-            ServerFrame::Event(EventFrame { name: "x".into(), seq: Some(3), data: json!({}) })
+            ServerFrame::Event(EventFrame {
+                name: "x".into(),
+                seq: Some(3),
+                data: json!({})
+            })
         );
     }
 

@@ -141,14 +141,26 @@ mod tests {
         let other = json!({"type": "TIMCustomElem", "payload": {"data": "{\"inviteID\":1}"}});
         assert_eq!(SignalingInfo::from_message(&other), None);
         assert_eq!(SignalingInfo::from_message(&json!(null)), None);
-        assert_eq!(SignalingInfo::from_message(&json!({"type": "TIMCustomElem"})), None);
+        assert_eq!(
+            SignalingInfo::from_message(&json!({"type": "TIMCustomElem"})),
+            None
+        );
     }
 
     #[test]
     fn flags_read_the_value() {
-        assert!(data_flag(r#"{"excludeFromHistoryMessage":true}"#, "excludeFromHistoryMessage"));
-        assert!(!data_flag(r#"{"excludeFromHistoryMessage":false}"#, "excludeFromHistoryMessage"));
-        assert!(!data_flag("excludeFromHistoryMessage", "excludeFromHistoryMessage"));
+        assert!(data_flag(
+            r#"{"excludeFromHistoryMessage":true}"#,
+            "excludeFromHistoryMessage"
+        ));
+        assert!(!data_flag(
+            r#"{"excludeFromHistoryMessage":false}"#,
+            "excludeFromHistoryMessage"
+        ));
+        assert!(!data_flag(
+            "excludeFromHistoryMessage",
+            "excludeFromHistoryMessage"
+        ));
         assert!(!data_flag("", "excludeFromHistoryMessage"));
     }
 }
