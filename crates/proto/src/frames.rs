@@ -109,10 +109,10 @@ pub struct LoginResult {
     pub event_retention_seconds: u64,
 }
 
-/// `offlinePushInfo` of an invitation, as in Tencent's SDK. Unknown keys are refused so that
-/// typos surface.
+/// `offlinePushInfo` of an invitation, as in Tencent's SDK. Keys of older SDK versions
+/// (`androidOPPOChannelID`, `iOSSound`, ...) are kept in `extra` and stored as given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct OfflinePushInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disable_push: Option<bool>,
@@ -128,6 +128,8 @@ pub struct OfflinePushInfo {
     pub android_info: Option<serde_json::Map<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apns_info: Option<serde_json::Map<String, Value>>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
 }
 
 /// `invite` parameters.
@@ -421,10 +423,13 @@ mod tests {
     }
 
     #[test]
-    fn offline_push_info_refuses_unknown_keys() {
-        assert!(serde_json::from_value::<OfflinePushInfo>(json!({"titel": "x"})).is_err());
-        let ok: OfflinePushInfo =
-            serde_json::from_value(json!({"title": "t", "apnsInfo": {"sound": "a"}})).unwrap();
+    fn offline_push_info_keeps_older_keys_and_checks_types() {
+        assert!(serde_json::from_value::<OfflinePushInfo>(json!({"title": 5})).is_err());
+        let ok: OfflinePushInfo = serde_json::from_value(
+            json!({"title": "t", "apnsInfo": {"sound": "a"}, "iOSSound": "x"}),
+        )
+        .unwrap();
         assert_eq!(ok.title.as_deref(), Some("t"));
+        assert_eq!(ok.extra.get("iOSSound"), Some(&json!("x")));
     }
 }

@@ -1,1 +1,237 @@
-//! placeholder
+//! Durable storage: the only crate that knows SQL.
+//!
+//! One writer thread owns the write connection and commits many jobs per transaction (group
+//! commit): a durable commit costs about a millisecond, so committing per action would cap the
+//! server near a thousand actions per second. The writer also numbers each user's events and
+//! each conversation's messages, so numbering order is commit order; after each commit it hands
+//! the numbered events, in order, to the server for delivery. Reads use a small pool of
+//! separate connections (WAL lets them run beside the writer).
+
+mod reader;
+mod schema;
+mod writer;
+
+pub use reader::LoginSnapshot;
+pub use writer::{Delivery, JobReport, WriteJob, WriteOp};
+
+use beckon_core::Invitation;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use tokio::sync::{mpsc as tokio_mpsc, oneshot};
+
+/// Why storage failed. Any of these means the durable state could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the store writer has stopped")]
+    WriterStopped,
+    #[error("a read task failed: {0}")]
+    Task(String),
+}
+
+/// Store tuning.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// How long numbered events are kept for resumption.
+    pub event_retention_ms: u64,
+    /// Most events a resuming client is sent; past that it is told to resync.
+    pub max_backlog_events: usize,
+    /// Most jobs committed in one transaction.
+    pub max_batch_jobs: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            event_retention_ms: 24 * 3600 * 1000,
+            max_backlog_events: 10_000,
+            max_batch_jobs: 4096,
+        }
+    }
+}
+
+/// Handle to the database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    config: StoreConfig,
+    jobs: Mutex<Option<mpsc::Sender<writer::Envelope>>>,
+    readers: Mutex<Vec<rusqlite::Connection>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "beckon.sqlite3";
+
+impl Store {
+    /// Opens (creating when needed) the database in `data_dir` and starts the writer. Numbered
+    /// events are sent to `deliveries` after each commit, in commit order.
+    pub fn open(
+        data_dir: &Path,
+        config: StoreConfig,
+        deliveries: tokio_mpsc::UnboundedSender<Vec<Delivery>>,
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let conn = schema::open_writer(&path)?;
+        let (tx, rx) = mpsc::channel();
+        let writer = writer::Writer::new(conn, config.clone(), deliveries);
+        let thread = std::thread::Builder::new()
+            .name("beckon-store-writer".into())
+            .spawn(move || writer.run(&rx))
+            .map_err(|source| StoreError::DataDir {
+                path: data_dir.to_owned(),
+                source,
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                config,
+                jobs: Mutex::new(Some(tx)),
+                readers: Mutex::new(Vec::new()),
+                writer_thread: Mutex::new(Some(thread)),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    /// Queues a job without waiting. Jobs are applied in the order they are queued; the
+    /// returned receiver resolves after the job's transaction committed.
+    pub fn submit(&self, job: WriteJob) -> oneshot::Receiver<Result<JobReport, StoreError>> {
+        let (reply, rx) = oneshot::channel();
+        let sent = match self.inner.jobs.lock() {
+            Ok(guard) => guard
+                .as_ref()
+                .is_some_and(|tx| tx.send(writer::Envelope::Job(job, reply)).is_ok()),
+            Err(_) => false,
+        };
+        // On failure the reply sender was dropped with the envelope, so the receiver reports
+        // the writer as gone.
+        let _ = sent;
+        rx
+    }
+
+    /// Queues a job and waits for its commit.
+    pub async fn write(&self, job: WriteJob) -> Result<JobReport, StoreError> {
+        self.submit(job)
+            .await
+            .map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Stops the writer after it has committed every queued job.
+    pub fn close(&self) {
+        if let Ok(mut jobs) = self.inner.jobs.lock() {
+            jobs.take();
+        }
+        let thread = self
+            .inner
+            .writer_thread
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking thread pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Connection, &StoreConfig) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => schema::open_reader(&inner.path)?,
+            };
+            let result = f(&conn, &inner.config);
+            if let Ok(mut pool) = inner.readers.lock() {
+                if pool.len() < 8 {
+                    pool.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Every invitation still active, for arming timers at start-up.
+    pub async fn active_invitations(&self) -> Result<Vec<Invitation>, StoreError> {
+        self.read(|conn, _| reader::active_invitations(conn)).await
+    }
+
+    /// Every known userID.
+    pub async fn users(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn, _| reader::users(conn)).await
+    }
+
+    /// Whether an invitation with this ID was ever stored.
+    pub async fn invitation_exists(&self, invite_id: String) -> Result<bool, StoreError> {
+        self.read(move |conn, _| reader::invitation_exists(conn, &invite_id))
+            .await
+    }
+
+    /// What a logging-in device needs, read in one consistent snapshot.
+    pub async fn login_snapshot(
+        &self,
+        user_id: String,
+        last_seq: Option<u64>,
+    ) -> Result<LoginSnapshot, StoreError> {
+        self.read(move |conn, config| reader::login_snapshot(conn, config, &user_id, last_seq))
+            .await
+    }
+
+    /// The user's conversations, most recently active first.
+    pub async fn conversations(
+        &self,
+        user_id: String,
+    ) -> Result<Vec<beckon_proto::frames::Conversation>, StoreError> {
+        self.read(move |conn, _| reader::conversations(conn, &user_id))
+            .await
+    }
+
+    /// One page of a conversation's messages; `None` when `before` names no message of it.
+    pub async fn messages(
+        &self,
+        reader_id: String,
+        conversation: beckon_core::ConversationRef,
+        before: Option<String>,
+        count: usize,
+    ) -> Result<Option<beckon_proto::frames::MessageListResult>, StoreError> {
+        self.read(move |conn, _| {
+            reader::messages(conn, &reader_id, &conversation, before.as_deref(), count)
+        })
+        .await
+    }
+
+    /// The stored message with this ID.
+    pub async fn message(
+        &self,
+        message_id: String,
+    ) -> Result<Option<beckon_core::StoredMessage>, StoreError> {
+        self.read(move |conn, _| reader::message(conn, &message_id))
+            .await
+    }
+}

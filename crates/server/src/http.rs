@@ -1,0 +1,57 @@
+//! HTTP routes: the WebSocket endpoint, health, and the admin API.
+
+use crate::AppState;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use beckon_proto::{limits, SUBPROTOCOL, WS_PATH};
+use std::sync::Arc;
+
+/// WebSocket buffers are kept small: signaling frames are small, and tens of thousands of idle
+/// connections must fit in memory.
+const WS_READ_BUFFER: usize = 4 * 1024;
+const WS_WRITE_BUFFER: usize = 4 * 1024;
+/// Frames beyond this are cut off by the transport; frames over `MAX_FRAME_BYTES` but under
+/// this get a clean close with code 4100.
+const WS_HARD_FRAME_LIMIT: usize = 1024 * 1024;
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(WS_PATH, get(upgrade))
+        .route("/healthz", get(healthz))
+        .route(
+            "/v4/im_open_login_svc/account_import",
+            post(crate::admin::account_import),
+        )
+        .route(
+            "/v4/im_open_login_svc/multiaccount_import",
+            post(crate::admin::multiaccount_import),
+        )
+        .route(
+            "/v4/im_open_login_svc/account_check",
+            post(crate::admin::account_check),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(
+            limits::MAX_FRAME_BYTES,
+        ))
+        .with_state(state)
+}
+
+async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Response {
+    ws.protocols([SUBPROTOCOL])
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_write_buffer_size(limits::MAX_FRAME_BYTES * 4)
+        .max_message_size(WS_HARD_FRAME_LIMIT)
+        .max_frame_size(WS_HARD_FRAME_LIMIT)
+        .on_upgrade(move |socket| crate::ws::serve(socket, state))
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    Json(serde_json::json!({
+        "status": "ok",
+        "connections": state.registry.connection_count(),
+        "activeInvitations": state.service.active_invitation_count(),
+    }))
+}

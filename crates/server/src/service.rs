@@ -1,0 +1,492 @@
+//! The signaling service: owns the active invitations in memory, applies the core rules to
+//! them atomically, and turns their effects into store jobs and timer changes.
+//!
+//! Each invitation lives in one shard behind a mutex. A command locks the shard, runs the pure
+//! rule, replaces the invitation and queues its store job before unlocking, so two racing
+//! commands are ordered and exactly one can win; the job order in the store matches. Callers
+//! learn the outcome only after the job is durably committed.
+
+use crate::timers::TimerCommand;
+use beckon_core::{
+    apply, create, Command, CommandKind, ConversationRef, DeadlineEffect, HistoryEffect,
+    Invitation, NewInvitation, Refusal, Settings, Transition,
+};
+use beckon_proto::frames::{ActionResult, InviteParams};
+use beckon_proto::ErrorCode;
+use beckon_store::{JobReport, LoginSnapshot, Store, StoreError, WriteJob, WriteOp};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, oneshot};
+
+const SHARDS: usize = 64;
+
+/// Who acts: the logged-in user and the device (SDK instance) they act from.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: String,
+    pub instance_id: String,
+}
+
+/// The signaling service shared by every connection.
+pub struct Service {
+    store: Store,
+    settings: Settings,
+    shards: Vec<Mutex<HashMap<String, Invitation>>>,
+    users: RwLock<HashSet<String>>,
+    timers: mpsc::UnboundedSender<TimerCommand>,
+}
+
+/// An accepted command whose store job is queued; resolve it to learn the final result.
+pub struct PendingCommit {
+    commit: oneshot::Receiver<Result<JobReport, StoreError>>,
+    invite_id: String,
+    reader: String,
+    /// Set for creations: on an ID conflict the in-memory copy is rolled back.
+    created: Option<Arc<Service>>,
+}
+
+impl PendingCommit {
+    /// Waits for the commit and builds the caller's result.
+    pub async fn finish(self) -> Result<ActionResult, Refusal> {
+        let report = match self.commit.await {
+            Ok(Ok(report)) => report,
+            Ok(Err(error)) => return Err(store_failed(&error)),
+            Err(_) => return Err(store_failed(&StoreError::WriterStopped)),
+        };
+        if report.conflict {
+            if let Some(service) = self.created {
+                service.forget(&self.invite_id);
+            }
+            return Err(Refusal::new(
+                ErrorCode::InviteIdExists,
+                "an invitation with this inviteID already exists",
+            ));
+        }
+        Ok(ActionResult {
+            invite_id: self.invite_id,
+            message: report.messages.first().map(|m| m.render_for(&self.reader)),
+        })
+    }
+}
+
+pub(crate) fn store_failed(error: &StoreError) -> Refusal {
+    tracing::error!(%error, "store failure");
+    Refusal::new(
+        ErrorCode::Internal,
+        format!("storage failed, nothing was applied: {error}"),
+    )
+}
+
+fn shard_of(invite_id: &str) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    (BuildHasherDefault::<DefaultHasher>::default().hash_one(invite_id) as usize) % SHARDS
+}
+
+impl Service {
+    /// Loads accounts and active invitations from the store and arms every deadline (those
+    /// already past fire at once).
+    pub(crate) async fn load(
+        store: Store,
+        settings: Settings,
+    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<TimerCommand>), StoreError> {
+        let users: HashSet<String> = store.users().await?.into_iter().collect();
+        let active = store.active_invitations().await?;
+        let (timers, timer_rx) = mpsc::unbounded_channel();
+        let service = Arc::new(Self {
+            store,
+            settings,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            users: RwLock::new(users),
+            timers,
+        });
+        tracing::info!(active = active.len(), "loaded active invitations");
+        for invitation in active {
+            let _ = service.timers.send(TimerCommand::Set {
+                invite_id: invitation.invite_id.clone(),
+                deadline_ms: invitation.deadline_ms,
+            });
+            if let Ok(mut shard) = service.shards[shard_of(&invitation.invite_id)].lock() {
+                shard.insert(invitation.invite_id.clone(), invitation);
+            }
+        }
+        Ok((service, timer_rx))
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Whether `user_id` has an account.
+    pub fn user_exists(&self, user_id: &str) -> bool {
+        self.users.read().is_ok_and(|users| users.contains(user_id))
+    }
+
+    /// Creates the account if it does not exist yet (durably, before returning).
+    pub async fn ensure_user(&self, user_id: &str) -> Result<(), Refusal> {
+        if self.user_exists(user_id) {
+            return Ok(());
+        }
+        let job = WriteJob {
+            ops: vec![WriteOp::EnsureUser {
+                user_id: user_id.to_owned(),
+            }],
+            origin: None,
+            live_only: false,
+        };
+        self.store.write(job).await.map_err(|e| store_failed(&e))?;
+        if let Ok(mut users) = self.users.write() {
+            users.insert(user_id.to_owned());
+        }
+        Ok(())
+    }
+
+    /// What a device needs at login.
+    pub async fn login_snapshot(
+        &self,
+        user_id: &str,
+        last_seq: Option<u64>,
+    ) -> Result<LoginSnapshot, Refusal> {
+        self.store
+            .login_snapshot(user_id.to_owned(), last_seq)
+            .await
+            .map_err(|e| store_failed(&e))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// `invite`: a one-to-one invitation. Checks that run without I/O happen here; a proposed
+    /// inviteID is also checked against finished invitations in the store.
+    pub async fn invite(
+        self: &Arc<Self>,
+        actor: &Actor,
+        params: InviteParams,
+    ) -> Result<PendingCommit, Refusal> {
+        beckon_core::check_user_id("userID", &params.user_id)?;
+        if params.user_id == actor.user_id {
+            return Err(Refusal::new(
+                ErrorCode::InviteSelf,
+                "you cannot invite yourself",
+            ));
+        }
+        if !self.user_exists(&params.user_id) {
+            return Err(Refusal::new(
+                ErrorCode::UnknownUser,
+                format!(
+                    "no account for user {:?}; it must log in once or be imported first",
+                    params.user_id
+                ),
+            ));
+        }
+        let offline_push_info = match params.offline_push_info {
+            Some(info) => Some(check_offline_push_info(&info)?),
+            None => None,
+        };
+        let invite_id = match params.invite_id {
+            Some(id) => {
+                beckon_core::check_invite_id("inviteID", &id)?;
+                if self
+                    .store
+                    .invitation_exists(id.clone())
+                    .await
+                    .map_err(|e| store_failed(&e))?
+                {
+                    return Err(Refusal::new(
+                        ErrorCode::InviteIdExists,
+                        "an invitation with this inviteID already exists",
+                    ));
+                }
+                id
+            }
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        let new = NewInvitation {
+            invite_id,
+            inviter: actor.user_id.clone(),
+            group_id: String::new(),
+            invitees: vec![params.user_id],
+            data: params.data.unwrap_or_default(),
+            timeout: params.timeout.unwrap_or(0),
+            online_user_only: params.online_user_only.unwrap_or(false),
+            offline_push_info,
+            invite_message_id: uuid::Uuid::new_v4().to_string(),
+        };
+        self.create(actor, new)
+    }
+
+    fn create(
+        self: &Arc<Self>,
+        actor: &Actor,
+        new: NewInvitation,
+    ) -> Result<PendingCommit, Refusal> {
+        let invite_id = new.invite_id.clone();
+        let mut shard = self.lock_shard(&invite_id)?;
+        if shard.contains_key(&invite_id) {
+            return Err(Refusal::new(
+                ErrorCode::InviteIdExists,
+                "an invitation with this inviteID already exists",
+            ));
+        }
+        let transition = create(new, crate::now_ms(), self.settings)?;
+        let commit = self.carry_out(Some(&actor.instance_id), &transition, true);
+        shard.insert(invite_id.clone(), transition.invitation);
+        drop(shard);
+        Ok(PendingCommit {
+            commit,
+            invite_id,
+            reader: actor.user_id.clone(),
+            created: Some(Arc::clone(self)),
+        })
+    }
+
+    /// `cancel`, `accept`, `reject`, `modifyInvitation` on an invitation.
+    pub fn act(
+        &self,
+        actor: &Actor,
+        invite_id: &str,
+        kind: CommandKind,
+    ) -> Result<PendingCommit, Refusal> {
+        let unknown = match kind {
+            CommandKind::Cancel { .. } => ErrorCode::CancelNotActive,
+            _ => ErrorCode::InvitationNotActive,
+        };
+        let mut shard = self.lock_shard(invite_id)?;
+        let Some(current) = shard.get(invite_id) else {
+            return Err(Refusal::new(
+                unknown,
+                "no active invitation with this inviteID (unknown or already ended)",
+            ));
+        };
+        let command = Command {
+            actor: actor.user_id.clone(),
+            kind,
+        };
+        let transition = apply(current, &command, crate::now_ms())?;
+        let commit = self.carry_out(Some(&actor.instance_id), &transition, false);
+        store_transition(&mut shard, transition.invitation);
+        drop(shard);
+        Ok(PendingCommit {
+            commit,
+            invite_id: invite_id.to_owned(),
+            reader: actor.user_id.clone(),
+            created: None,
+        })
+    }
+
+    /// Called by the timer when an invitation's deadline is due.
+    pub(crate) fn deadline_reached(&self, invite_id: &str, deadline_ms: u64) {
+        let Ok(mut shard) = self.lock_shard(invite_id) else {
+            return;
+        };
+        let Some(current) = shard.get(invite_id) else {
+            return;
+        };
+        if current.deadline_ms != deadline_ms {
+            return;
+        }
+        let now = crate::now_ms();
+        if now < deadline_ms {
+            // The wall clock lags the timer wheel; come back at the stored deadline.
+            let _ = self.timers.send(TimerCommand::Set {
+                invite_id: invite_id.to_owned(),
+                deadline_ms,
+            });
+            return;
+        }
+        let command = Command {
+            actor: String::new(),
+            kind: CommandKind::Timeout,
+        };
+        match apply(current, &command, now) {
+            Ok(transition) => {
+                let commit = self.carry_out(None, &transition, false);
+                store_transition(&mut shard, transition.invitation);
+                drop(shard);
+                let invite_id = invite_id.to_owned();
+                tokio::spawn(async move {
+                    if let Ok(Err(error)) = commit.await {
+                        tracing::error!(%error, %invite_id, "storing a timeout failed");
+                    }
+                });
+            }
+            Err(refusal) => {
+                tracing::warn!(%refusal, %invite_id, "deadline reached but timeout refused")
+            }
+        }
+    }
+
+    /// Queues the store job and timer change for a transition. Must run under the shard lock.
+    fn carry_out(
+        &self,
+        origin: Option<&str>,
+        transition: &Transition,
+        insert: bool,
+    ) -> oneshot::Receiver<Result<JobReport, StoreError>> {
+        let invitation = &transition.invitation;
+        let effects = &transition.effects;
+        let mut ops = Vec::with_capacity(3 + effects.notifications.len());
+        ops.push(if insert {
+            WriteOp::InsertInvitation {
+                invitation: invitation.clone(),
+            }
+        } else {
+            WriteOp::UpdateInvitation {
+                invitation: invitation.clone(),
+                resolved: effects.resolved.clone(),
+            }
+        });
+        let participants = participants(invitation);
+        match &effects.history {
+            Some(HistoryEffect::Append {
+                from,
+                payload,
+                excluded,
+            }) => ops.push(WriteOp::AppendMessage {
+                message_id: if insert {
+                    invitation.invite_message_id.clone().unwrap_or_default()
+                } else {
+                    uuid::Uuid::new_v4().to_string()
+                },
+                conversation: invitation.conversation(),
+                participants: participants.clone(),
+                from: from.clone(),
+                time: crate::now_ms() / 1000,
+                payload_data: payload.to_payload_data(),
+                excluded: *excluded,
+            }),
+            Some(HistoryEffect::Rewrite {
+                message_id,
+                payload,
+            }) => ops.push(WriteOp::RewriteMessage {
+                message_id: message_id.clone(),
+                payload_data: payload.to_payload_data(),
+                participants: participants.clone(),
+            }),
+            None => {}
+        }
+        ops.extend(effects.notifications.iter().cloned().map(WriteOp::Notify));
+        let job = WriteJob {
+            ops,
+            origin: origin.map(str::to_owned),
+            live_only: invitation.online_user_only,
+        };
+        match effects.deadline {
+            DeadlineEffect::Set(deadline_ms) => {
+                let _ = self.timers.send(TimerCommand::Set {
+                    invite_id: invitation.invite_id.clone(),
+                    deadline_ms,
+                });
+            }
+            DeadlineEffect::Clear => {
+                let _ = self.timers.send(TimerCommand::Clear {
+                    invite_id: invitation.invite_id.clone(),
+                });
+            }
+            DeadlineEffect::Unchanged => {}
+        }
+        self.store.submit(job)
+    }
+
+    /// Drops an invitation whose creation the store refused.
+    fn forget(&self, invite_id: &str) {
+        if let Ok(mut shard) = self.lock_shard(invite_id) {
+            shard.remove(invite_id);
+        }
+        let _ = self.timers.send(TimerCommand::Clear {
+            invite_id: invite_id.to_owned(),
+        });
+    }
+
+    fn lock_shard(
+        &self,
+        invite_id: &str,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Invitation>>, Refusal> {
+        self.shards[shard_of(invite_id)]
+            .lock()
+            .map_err(|_| Refusal::new(ErrorCode::Internal, "invitation table lock poisoned"))
+    }
+
+    /// Number of active invitations held in memory.
+    pub fn active_invitation_count(&self) -> usize {
+        self.shards
+            .iter()
+            .filter_map(|s| s.lock().ok().map(|s| s.len()))
+            .sum()
+    }
+
+    /// A reader's conversation, refused when the reader is not part of it.
+    pub fn conversation_for(
+        &self,
+        reader: &str,
+        conversation_id: &str,
+    ) -> Result<ConversationRef, Refusal> {
+        match ConversationRef::from_conversation_id(reader, conversation_id) {
+            Some(ConversationRef::Group { .. }) => Err(Refusal::new(
+                ErrorCode::UnknownConversation,
+                format!("unknown conversation {conversation_id:?}"),
+            )),
+            Some(conversation) => Ok(conversation),
+            None => Err(Refusal::new(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "conversationID must be C2C<userID> or GROUP<groupID>, got {conversation_id:?}"
+                ),
+            )),
+        }
+    }
+
+    /// `setMessageRead`.
+    pub async fn mark_read(
+        &self,
+        user_id: &str,
+        conversation: ConversationRef,
+    ) -> Result<(), Refusal> {
+        let job = WriteJob {
+            ops: vec![WriteOp::MarkRead {
+                user_id: user_id.to_owned(),
+                conversation,
+            }],
+            origin: None,
+            live_only: false,
+        };
+        self.store
+            .write(job)
+            .await
+            .map(|_| ())
+            .map_err(|e| store_failed(&e))
+    }
+}
+
+fn store_transition(shard: &mut HashMap<String, Invitation>, invitation: Invitation) {
+    if invitation.is_active() {
+        shard.insert(invitation.invite_id.clone(), invitation);
+    } else {
+        shard.remove(&invitation.invite_id);
+    }
+}
+
+/// Users who see the invitation's history: both parties of a one-to-one invitation.
+fn participants(invitation: &Invitation) -> Vec<String> {
+    std::iter::once(invitation.inviter.clone())
+        .chain(invitation.invitees.iter().map(|i| i.user_id.clone()))
+        .collect()
+}
+
+fn check_offline_push_info(
+    info: &beckon_proto::frames::OfflinePushInfo,
+) -> Result<serde_json::Value, Refusal> {
+    let value = serde_json::to_value(info)
+        .map_err(|e| Refusal::new(ErrorCode::InvalidParameter, format!("offlinePushInfo: {e}")))?;
+    let size = value.to_string().len();
+    if size > beckon_proto::limits::MAX_OFFLINE_PUSH_INFO_BYTES {
+        return Err(Refusal::new(
+            ErrorCode::TooLarge,
+            format!(
+                "offlinePushInfo is {size} bytes; the limit is {} bytes",
+                beckon_proto::limits::MAX_OFFLINE_PUSH_INFO_BYTES
+            ),
+        ));
+    }
+    Ok(value)
+}

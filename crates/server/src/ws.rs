@@ -1,0 +1,617 @@
+//! One WebSocket session: decode frames, authorize, call the service, encode results, and
+//! write the user's events in sequence order. Decides no domain outcome itself.
+
+use crate::registry::{ConnHandle, Outbound};
+use crate::service::{store_failed, Actor, PendingCommit};
+use crate::AppState;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use beckon_core::{CommandKind, Refusal};
+use beckon_proto::frames::{
+    op, ActionParams, GetMessageListParams, InviteInGroupParams, InviteParams, LoginParams,
+    LoginResult, ModifyParams, ResultFrame, SetMessageReadParams,
+};
+use beckon_proto::{limits, CloseCode, ErrorCode, ServerFrame};
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesUnordered, SplitSink};
+use futures_util::{SinkExt, StreamExt};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::pin::pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Malformed frames in a row after which a client is considered broken (close 4102).
+const MAX_BAD_FRAMES_IN_A_ROW: u32 = 20;
+/// Longest a single write may take before the client counts as too slow.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Sink = SplitSink<WebSocket, Message>;
+
+struct Session {
+    user: Option<LoggedIn>,
+    last_delivered: u64,
+    bucket: TokenBucket,
+    bad_frames_in_a_row: u32,
+}
+
+struct LoggedIn {
+    actor: Actor,
+    handle: Arc<ConnHandle>,
+    sig_expires: tokio::time::Instant,
+}
+
+/// A standard token bucket: `rate` tokens per second, holding at most `2 * rate`.
+struct TokenBucket {
+    rate: f64,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        Self {
+            rate,
+            tokens: rate * 2.0,
+            updated: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.updated).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate * 2.0);
+        self.updated = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+fn result_ok(id: Value, data: Value) -> ResultFrame {
+    ResultFrame {
+        id,
+        code: 0,
+        message: None,
+        data: Some(data),
+    }
+}
+
+fn result_err(id: Value, refusal: &Refusal) -> ResultFrame {
+    ResultFrame {
+        id,
+        code: refusal.code.as_u32(),
+        message: Some(refusal.message.clone()),
+        data: None,
+    }
+}
+
+fn encode(frame: ResultFrame) -> String {
+    serde_json::to_string(&ServerFrame::Result(frame)).unwrap_or_default()
+}
+
+fn parse<T: DeserializeOwned>(op_name: &str, params: Value) -> Result<T, Refusal> {
+    serde_path_to_error::deserialize(params).map_err(|error| {
+        let path = error.path().to_string();
+        let place = if path == "." {
+            String::new()
+        } else {
+            format!(" at {path}")
+        };
+        Refusal::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "invalid parameters for {op_name}{place}: {}",
+                error.into_inner()
+            ),
+        )
+    })
+}
+
+async fn write(sink: &mut Sink, text: String) -> bool {
+    matches!(
+        tokio::time::timeout(
+            WRITE_TIMEOUT,
+            sink.send(Message::Text(Utf8Bytes::from(text)))
+        )
+        .await,
+        Ok(Ok(()))
+    )
+}
+
+async fn close(sink: &mut Sink, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code: code.as_u16(),
+        reason: Utf8Bytes::from(reason.to_owned()),
+    };
+    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+/// Serves one socket until it closes.
+pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
+    let (mut sink, mut stream) = socket.split();
+    if !state.registry.admit() {
+        close(
+            &mut sink,
+            CloseCode::Overloaded,
+            "too many connections; retry later",
+        )
+        .await;
+        return;
+    }
+    let (queue_tx, mut queue_rx) = mpsc::channel::<Outbound>(state.config.send_queue_frames);
+    let mut session = Session {
+        user: None,
+        last_delivered: 0,
+        bucket: TokenBucket::new(state.config.rate_limit_per_second),
+        bad_frames_in_a_row: 0,
+    };
+    let mut in_flight: FuturesUnordered<BoxFuture<'static, ResultFrame>> = FuturesUnordered::new();
+    let login_deadline = tokio::time::sleep(state.config.login_timeout);
+    let mut login_deadline = pin!(login_deadline);
+    let mut shutdown = state.shutdown.clone();
+    let mut draining = *shutdown.borrow();
+    let never = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+
+    let close_with: Option<(CloseCode, &str)> = loop {
+        let sig_expiry = session.user.as_ref().map_or(never, |u| u.sig_expires);
+        let kicked = async {
+            match &session.user {
+                Some(user) => user.handle.kicked.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        if draining && in_flight.is_empty() {
+            break Some((
+                CloseCode::ShuttingDown,
+                "server shutting down; reconnect shortly",
+            ));
+        }
+        tokio::select! {
+            biased;
+            () = kicked => {
+                let code = session.user.as_ref().map_or(0, |u| u.handle.kick_code.load(Ordering::Relaxed));
+                if code == CloseCode::SlowConsumer.as_u16() {
+                    break Some((CloseCode::SlowConsumer, "send queue full: the client reads too slowly"));
+                }
+                break Some((CloseCode::ProtocolViolation, "closed by the server"));
+            }
+            _ = shutdown.changed(), if !draining => { draining = true; }
+            () = &mut login_deadline, if session.user.is_none() => {
+                break Some((CloseCode::LoginTimeout, "no login within the login timeout"));
+            }
+            () = tokio::time::sleep_until(sig_expiry), if session.user.is_some() => {
+                break Some((CloseCode::AuthExpired, "userSig expired; log in again with a fresh one"));
+            }
+            Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                if !write(&mut sink, encode(result)).await { break None; }
+            }
+            Some(outbound) = queue_rx.recv() => {
+                if let Some(seq) = outbound.seq {
+                    if seq <= session.last_delivered { continue; }
+                    session.last_delivered = seq;
+                }
+                if !write(&mut sink, outbound.frame.to_string()).await { break None; }
+            }
+            incoming = stream.next(), if !draining && in_flight.len() < state.config.max_in_flight => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => break Some((CloseCode::BinaryFrame, "binary frames are not part of beckon.v1")),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                    Some(Ok(_)) => continue, // ping/pong are answered by the transport
+                };
+                if text.len() > limits::MAX_FRAME_BYTES {
+                    break Some((CloseCode::FrameTooLarge, "frame larger than the maximum frame size"));
+                }
+                match handle_frame(&state, &mut session, &queue_tx, &mut sink, text.as_str()).await {
+                    Step::Reply(frame) => if !write(&mut sink, encode(frame)).await { break None; },
+                    Step::Later(future) => in_flight.push(future),
+                    Step::Replied => {}
+                    Step::Close(code, reason) => break Some((code, reason)),
+                }
+            }
+        }
+    };
+    if let Some(user) = &session.user {
+        state
+            .registry
+            .unregister(&user.actor.user_id, user.handle.id);
+    }
+    if let Some((code, reason)) = close_with {
+        close(&mut sink, code, reason).await;
+    }
+    state.registry.release();
+}
+
+enum Step {
+    Reply(ResultFrame),
+    Later(BoxFuture<'static, ResultFrame>),
+    /// Already written (login writes its result and the events that follow it).
+    Replied,
+    Close(CloseCode, &'static str),
+}
+
+fn later(
+    id: Value,
+    future: impl std::future::Future<Output = Result<Value, Refusal>> + Send + 'static,
+) -> Step {
+    Step::Later(Box::pin(async move {
+        match future.await {
+            Ok(data) => result_ok(id, data),
+            Err(refusal) => result_err(id, &refusal),
+        }
+    }))
+}
+
+fn commit_step(id: Value, pending: Result<PendingCommit, Refusal>) -> Step {
+    match pending {
+        Ok(pending) => later(id, async move {
+            let result = pending.finish().await?;
+            Ok(serde_json::to_value(result).unwrap_or(Value::Null))
+        }),
+        Err(refusal) => Step::Reply(result_err(id, &refusal)),
+    }
+}
+
+async fn handle_frame(
+    state: &Arc<AppState>,
+    session: &mut Session,
+    queue_tx: &mpsc::Sender<Outbound>,
+    sink: &mut Sink,
+    text: &str,
+) -> Step {
+    let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
+        session.bad_frames_in_a_row += 1;
+        if session.bad_frames_in_a_row > MAX_BAD_FRAMES_IN_A_ROW {
+            return Step::Close(CloseCode::ProtocolViolation, "too many malformed frames");
+        }
+        return Step::Reply(result_err(
+            Value::Null,
+            &Refusal::new(
+                ErrorCode::MalformedRequest,
+                "a request must be a JSON object with \"op\"",
+            ),
+        ));
+    };
+    let mut id = frame.remove("id").unwrap_or(Value::Null);
+    if id.to_string().len() > limits::MAX_REQUEST_ID_BYTES {
+        id = Value::Null;
+    }
+    let Some(Value::String(op_name)) = frame.remove("op") else {
+        session.bad_frames_in_a_row += 1;
+        return Step::Reply(result_err(
+            id,
+            &Refusal::new(ErrorCode::MalformedRequest, "\"op\" must be a string"),
+        ));
+    };
+    let params = match frame.remove("params") {
+        None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
+        Some(params @ Value::Object(_)) => params,
+        Some(_) => {
+            return Step::Reply(result_err(
+                id,
+                &Refusal::new(ErrorCode::InvalidParameter, "\"params\" must be an object"),
+            ))
+        }
+    };
+    if !session.bucket.take() {
+        return Step::Reply(result_err(
+            id,
+            &Refusal::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} requests per second; slow down",
+                    state.config.rate_limit_per_second
+                ),
+            ),
+        ));
+    }
+    let op_name = op_name.as_str();
+    if op_name == op::PING {
+        session.bad_frames_in_a_row = 0;
+        return Step::Reply(result_ok(
+            id,
+            serde_json::json!({"serverTime": crate::now_ms()}),
+        ));
+    }
+    if op_name == op::LOGIN {
+        session.bad_frames_in_a_row = 0;
+        return login(state, session, queue_tx, sink, id, params).await;
+    }
+    let Some(user) = &session.user else {
+        let known = KNOWN_OPS.contains(&op_name);
+        let refusal = if known {
+            Refusal::new(ErrorCode::NotLoggedIn, "log in first")
+        } else {
+            Refusal::new(
+                ErrorCode::UnknownOperation,
+                format!("unknown operation {op_name:?}"),
+            )
+        };
+        return Step::Reply(result_err(id, &refusal));
+    };
+    session.bad_frames_in_a_row = 0;
+    let actor = user.actor.clone();
+    let service = &state.service;
+    match op_name {
+        op::LOGOUT => {
+            if let Some(user) = session.user.take() {
+                state
+                    .registry
+                    .unregister(&user.actor.user_id, user.handle.id);
+            }
+            Step::Reply(result_ok(id, serde_json::json!({})))
+        }
+        op::INVITE => match parse::<InviteParams>(op_name, params) {
+            Ok(params) => commit_step(id, service.invite(&actor, params).await),
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+        },
+        op::INVITE_IN_GROUP => match parse::<InviteInGroupParams>(op_name, params) {
+            Ok(params) => Step::Reply(result_err(
+                id,
+                &Refusal::new(
+                    ErrorCode::UnknownGroup,
+                    format!("unknown group {:?}", params.group_id),
+                ),
+            )),
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+        },
+        op::CANCEL | op::ACCEPT | op::REJECT => match parse::<ActionParams>(op_name, params) {
+            Ok(params) => {
+                let data = params.data.unwrap_or_default();
+                let kind = match op_name {
+                    op::CANCEL => CommandKind::Cancel { data },
+                    op::ACCEPT => CommandKind::Accept { data },
+                    _ => CommandKind::Reject { data },
+                };
+                commit_step(id, service.act(&actor, &params.invite_id, kind))
+            }
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+        },
+        op::MODIFY_INVITATION => match parse::<ModifyParams>(op_name, params) {
+            Ok(params) => commit_step(
+                id,
+                service.act(
+                    &actor,
+                    &params.invite_id,
+                    CommandKind::Modify { data: params.data },
+                ),
+            ),
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+        },
+        op::GET_CONVERSATION_LIST => {
+            let store = service.store().clone();
+            later(id, async move {
+                let list = store
+                    .conversations(actor.user_id)
+                    .await
+                    .map_err(|e| store_failed(&e))?;
+                Ok(serde_json::json!({ "conversationList": list }))
+            })
+        }
+        op::GET_MESSAGE_LIST => match parse::<GetMessageListParams>(op_name, params) {
+            Ok(params) => {
+                let conversation =
+                    match service.conversation_for(&actor.user_id, &params.conversation_id) {
+                        Ok(conversation) => conversation,
+                        Err(refusal) => return Step::Reply(result_err(id, &refusal)),
+                    };
+                let count = match params.count {
+                    None => limits::DEFAULT_MESSAGE_PAGE,
+                    Some(n) if (1..=limits::MAX_MESSAGE_PAGE as u64).contains(&n) => n as usize,
+                    Some(n) => {
+                        return Step::Reply(result_err(
+                            id,
+                            &Refusal::new(
+                                ErrorCode::InvalidParameter,
+                                format!("count must be 1 to {}, got {n}", limits::MAX_MESSAGE_PAGE),
+                            ),
+                        ))
+                    }
+                };
+                let store = service.store().clone();
+                let before = params.next_req_message_id.filter(|s| !s.is_empty());
+                later(id, async move {
+                    let page = store
+                        .messages(actor.user_id, conversation, before, count)
+                        .await
+                        .map_err(|e| store_failed(&e))?
+                        .ok_or_else(|| {
+                            Refusal::new(
+                                ErrorCode::UnknownMessage,
+                                "nextReqMessageID names no message of this conversation",
+                            )
+                        })?;
+                    Ok(serde_json::to_value(page).unwrap_or(Value::Null))
+                })
+            }
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+        },
+        op::SET_MESSAGE_READ => match parse::<SetMessageReadParams>(op_name, params) {
+            Ok(params) => match service.conversation_for(&actor.user_id, &params.conversation_id) {
+                Ok(conversation) => {
+                    let service = Arc::clone(service);
+                    later(id, async move {
+                        service.mark_read(&actor.user_id, conversation).await?;
+                        Ok(serde_json::json!({}))
+                    })
+                }
+                Err(refusal) => Step::Reply(result_err(id, &refusal)),
+            },
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+        },
+        other => {
+            session.bad_frames_in_a_row += 1;
+            Step::Reply(result_err(
+                id,
+                &Refusal::new(
+                    ErrorCode::UnknownOperation,
+                    format!("unknown operation {other:?}"),
+                ),
+            ))
+        }
+    }
+}
+
+const KNOWN_OPS: [&str; 11] = [
+    op::LOGOUT,
+    op::INVITE,
+    op::INVITE_IN_GROUP,
+    op::CANCEL,
+    op::ACCEPT,
+    op::REJECT,
+    op::MODIFY_INVITATION,
+    op::GET_CONVERSATION_LIST,
+    op::GET_MESSAGE_LIST,
+    op::SET_MESSAGE_READ,
+    op::PING,
+];
+
+fn unix_now() -> u64 {
+    crate::now_ms() / 1000
+}
+
+async fn login(
+    state: &Arc<AppState>,
+    session: &mut Session,
+    queue_tx: &mpsc::Sender<Outbound>,
+    sink: &mut Sink,
+    id: Value,
+    params: Value,
+) -> Step {
+    if session.user.is_some() {
+        return Step::Reply(result_err(
+            id,
+            &Refusal::new(
+                ErrorCode::AlreadyLoggedIn,
+                "this connection is already logged in",
+            ),
+        ));
+    }
+    let params: LoginParams = match parse(op::LOGIN, params) {
+        Ok(params) => params,
+        Err(refusal) => return Step::Reply(result_err(id, &refusal)),
+    };
+    if let Err(refusal) = beckon_core::check_user_id("userID", &params.user_id) {
+        return Step::Reply(result_err(id, &refusal));
+    }
+    if params.sdk_app_id != state.key.sdk_app_id() {
+        return Step::Reply(result_err(
+            id,
+            &Refusal::new(
+                ErrorCode::SdkAppIdMismatch,
+                format!("this server serves SDKAppID {}", state.key.sdk_app_id()),
+            ),
+        ));
+    }
+    let now = unix_now();
+    let expires_unix = match state.key.verify(&params.user_id, &params.user_sig, now) {
+        Ok(expiry) => expiry,
+        Err(error) => {
+            let code = ErrorCode::from_u32(error.code()).unwrap_or(ErrorCode::UserSigMalformed);
+            return Step::Reply(result_err(id, &Refusal::new(code, error.to_string())));
+        }
+    };
+    let instance_id = match params.instance_id {
+        Some(instance) if !instance.is_empty() && instance.len() <= 128 => instance,
+        Some(_) => {
+            return Step::Reply(result_err(
+                id,
+                &Refusal::new(
+                    ErrorCode::InvalidParameter,
+                    "instanceID must be 1 to 128 bytes",
+                ),
+            ))
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    if let Err(refusal) = state.service.ensure_user(&params.user_id).await {
+        return Step::Reply(result_err(id, &refusal));
+    }
+    let handle = Arc::new(ConnHandle {
+        id: state.registry.next_id(),
+        instance: instance_id.clone(),
+        queue: queue_tx.clone(),
+        kick_code: std::sync::atomic::AtomicU16::new(0),
+        kicked: tokio::sync::Notify::new(),
+    });
+    // Registered before the snapshot: events committed after it queue up and are deduplicated
+    // by sequence number against the snapshot.
+    state
+        .registry
+        .register(&params.user_id, Arc::clone(&handle));
+    let snapshot = match state
+        .service
+        .login_snapshot(&params.user_id, params.last_seq)
+        .await
+    {
+        Ok(snapshot) => snapshot,
+        Err(refusal) => {
+            state.registry.unregister(&params.user_id, handle.id);
+            return Step::Reply(result_err(id, &refusal));
+        }
+    };
+    let result = LoginResult {
+        user_id: params.user_id.clone(),
+        seq: snapshot.head,
+        resumed: snapshot.backlog.is_some(),
+        resync: snapshot.resync,
+        server_time: crate::now_ms(),
+        event_retention_seconds: state.config.event_retention.as_secs(),
+    };
+    let remaining = expires_unix.saturating_sub(now);
+    session.user = Some(LoggedIn {
+        actor: Actor {
+            user_id: params.user_id.clone(),
+            instance_id: instance_id.clone(),
+        },
+        handle,
+        sig_expires: tokio::time::Instant::now()
+            + Duration::from_secs(remaining.min(10 * 365 * 24 * 3600)),
+    });
+    session.last_delivered = snapshot.head;
+    if !write(
+        sink,
+        encode(result_ok(
+            id,
+            serde_json::to_value(&result).unwrap_or(Value::Null),
+        )),
+    )
+    .await
+    {
+        return Step::Close(CloseCode::SlowConsumer, "could not write the login result");
+    }
+    match snapshot.backlog {
+        Some(backlog) => {
+            for (seq, origin, frame) in backlog {
+                if origin.as_deref() != Some(instance_id.as_str()) && !write(sink, frame).await {
+                    return Step::Close(CloseCode::SlowConsumer, "could not write missed events");
+                }
+                session.last_delivered = session.last_delivered.max(seq);
+            }
+        }
+        None => {
+            let now_ms = crate::now_ms();
+            for invitation in snapshot.pending {
+                let data = invitation.new_invitation_data(now_ms, true);
+                let frame = ServerFrame::Event(beckon_proto::EventFrame {
+                    name: beckon_proto::signaling::event::NEW_INVITATION_RECEIVED.to_owned(),
+                    seq: None,
+                    data: serde_json::to_value(data).unwrap_or(Value::Null),
+                });
+                if !write(sink, serde_json::to_string(&frame).unwrap_or_default()).await {
+                    return Step::Close(
+                        CloseCode::SlowConsumer,
+                        "could not write pending invitations",
+                    );
+                }
+            }
+        }
+    }
+    Step::Replied
+}

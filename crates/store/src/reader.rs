@@ -1,0 +1,225 @@
+//! Read queries, each run on a pooled read connection.
+
+use crate::{StoreConfig, StoreError};
+use beckon_core::{ConversationRef, Invitation, StoredMessage};
+use beckon_proto::frames::{Conversation, MessageListResult};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+/// What a device needs at login, read in one snapshot so that it fits the live events that
+/// follow (every live event has a higher `seq` than `head`).
+#[derive(Debug, Clone, Default)]
+pub struct LoginSnapshot {
+    /// The user's newest event number.
+    pub head: u64,
+    /// Events after the client's `lastSeq`, in order, as `(seq, origin instance, frame)`,
+    /// when it resumes.
+    pub backlog: Option<Vec<(u64, Option<String>, String)>>,
+    /// The client gave a `lastSeq` that cannot be resumed from.
+    pub resync: bool,
+    /// Invitations the user is still pending in (not online-only), oldest first; filled when
+    /// not resuming.
+    pub pending: Vec<Invitation>,
+}
+
+fn parse_invitation(body: &str) -> Result<Invitation, StoreError> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("invitation row: {e}")))
+}
+
+pub(crate) fn active_invitations(conn: &Connection) -> Result<Vec<Invitation>, StoreError> {
+    let mut stmt = conn.prepare("SELECT body FROM invitations WHERE active = 1")?;
+    let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+    rows.map(|body| parse_invitation(&body?)).collect()
+}
+
+pub(crate) fn users(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT user_id FROM users")?;
+    let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn invitation_exists(conn: &Connection, invite_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM invitations WHERE invite_id = ?1")?
+        .query_row([invite_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+pub(crate) fn login_snapshot(
+    conn: &Connection,
+    config: &StoreConfig,
+    user_id: &str,
+    last_seq: Option<u64>,
+) -> Result<LoginSnapshot, StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    let head: u64 = tx
+        .prepare_cached("SELECT seq FROM user_heads WHERE user_id = ?1")?
+        .query_row([user_id], |row| row.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0) as u64;
+    let mut snapshot = LoginSnapshot {
+        head,
+        ..LoginSnapshot::default()
+    };
+    if let Some(last) = last_seq {
+        if last == head {
+            snapshot.backlog = Some(Vec::new());
+        } else if last < head {
+            let oldest: Option<i64> = tx
+                .prepare_cached("SELECT min(seq) FROM events WHERE user_id = ?1")?
+                .query_row([user_id], |row| row.get(0))?;
+            let kept = oldest.is_some_and(|oldest| oldest as u64 <= last + 1);
+            if kept && head - last <= config.max_backlog_events as u64 {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT seq, origin, frame FROM events WHERE user_id = ?1 AND seq > ?2 ORDER BY seq",
+                )?;
+                let rows = stmt.query_map(params![user_id, last as i64], |row| {
+                    Ok((row.get::<_, i64>(0)? as u64, row.get(1)?, row.get(2)?))
+                })?;
+                snapshot.backlog = Some(rows.collect::<Result<_, _>>()?);
+            }
+        }
+        snapshot.resync = snapshot.backlog.is_none();
+    }
+    if snapshot.backlog.is_none() {
+        let mut stmt = tx.prepare_cached(
+            "SELECT i.body FROM pending_invitees p JOIN invitations i ON i.invite_id = p.invite_id
+             WHERE p.user_id = ?1 AND i.active = 1",
+        )?;
+        let rows = stmt.query_map([user_id], |row| row.get::<_, String>(0))?;
+        for body in rows {
+            let invitation = parse_invitation(&body?)?;
+            if !invitation.online_user_only {
+                snapshot.pending.push(invitation);
+            }
+        }
+        snapshot.pending.sort_by_key(|i| i.created_at_ms);
+    }
+    tx.finish()?;
+    Ok(snapshot)
+}
+
+const MESSAGE_COLUMNS: &str =
+    "message_id, conv_key, seq, from_user, time_s, payload_data, excluded";
+
+fn message_from_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<(String, String, i64, String, i64, String, bool)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+fn to_stored(
+    (id, key, seq, from, time, payload_data, excluded): (
+        String,
+        String,
+        i64,
+        String,
+        i64,
+        String,
+        bool,
+    ),
+) -> Result<StoredMessage, StoreError> {
+    let conversation = ConversationRef::from_key(&key)
+        .ok_or_else(|| StoreError::Corrupt(format!("bad conversation key in message {id}")))?;
+    Ok(StoredMessage {
+        id,
+        conversation,
+        from,
+        sequence: seq as u64,
+        time: time as u64,
+        payload_data,
+        excluded,
+    })
+}
+
+pub(crate) fn message(
+    conn: &Connection,
+    message_id: &str,
+) -> Result<Option<StoredMessage>, StoreError> {
+    let row = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE message_id = ?1"
+        ))?
+        .query_row([message_id], message_from_row)
+        .optional()?;
+    row.map(to_stored).transpose()
+}
+
+pub(crate) fn conversations(
+    conn: &Connection,
+    user_id: &str,
+) -> Result<Vec<Conversation>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.conv_key, c.unread, c.last_message_id FROM conversations c
+         WHERE c.owner = ?1 ORDER BY c.updated_ms DESC, c.conv_key",
+    )?;
+    let rows = stmt.query_map([user_id], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, Option<String>>(2)?,
+        ))
+    })?;
+    let mut list = Vec::new();
+    for row in rows {
+        let (key, unread, last_id) = row?;
+        let conversation = ConversationRef::from_key(&key)
+            .ok_or_else(|| StoreError::Corrupt(format!("bad conversation key {key}")))?;
+        let last_message = match last_id {
+            Some(id) => message(conn, &id)?.map(|m| m.render_for(user_id)),
+            None => None,
+        };
+        list.push(Conversation {
+            conversation_id: conversation.conversation_id_for(user_id),
+            kind: conversation.kind().to_owned(),
+            unread_count: unread as u64,
+            last_message,
+        });
+    }
+    Ok(list)
+}
+
+pub(crate) fn messages(
+    conn: &Connection,
+    reader_id: &str,
+    conversation: &ConversationRef,
+    before: Option<&str>,
+    count: usize,
+) -> Result<Option<MessageListResult>, StoreError> {
+    let key = conversation.key();
+    let upper = match before {
+        Some(id) => {
+            let seq: Option<i64> = conn
+                .prepare_cached("SELECT seq FROM messages WHERE message_id = ?1 AND conv_key = ?2")?
+                .query_row(params![id, key], |row| row.get(0))
+                .optional()?;
+            match seq {
+                Some(seq) => seq,
+                None => return Ok(None),
+            }
+        }
+        None => i64::MAX,
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_key = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+    ))?;
+    let rows = stmt.query_map(params![key, upper, count as i64 + 1], message_from_row)?;
+    let mut page = rows.map(|r| to_stored(r?)).collect::<Result<Vec<_>, _>>()?;
+    let is_completed = page.len() <= count;
+    page.truncate(count);
+    page.reverse();
+    let next_req_message_id = page.first().map(|m| m.id.clone()).unwrap_or_default();
+    Ok(Some(MessageListResult {
+        message_list: page.iter().map(|m| m.render_for(reader_id)).collect(),
+        next_req_message_id,
+        is_completed,
+    }))
+}

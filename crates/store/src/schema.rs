@@ -1,0 +1,106 @@
+//! Database schema and connection settings.
+
+use crate::StoreError;
+use rusqlite::Connection;
+use std::path::Path;
+use std::time::Duration;
+
+/// Schema version stored in `PRAGMA user_version`; bump with a migration when tables change.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    user_id TEXT PRIMARY KEY,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- body is the JSON of beckon_core::Invitation; active rows are loaded at start-up.
+CREATE TABLE IF NOT EXISTS invitations (
+    invite_id TEXT PRIMARY KEY,
+    active INTEGER NOT NULL,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS invitations_active ON invitations(active) WHERE active = 1;
+
+-- Which invitations each user is still pending in: the login replay reads this.
+CREATE TABLE IF NOT EXISTS pending_invitees (
+    user_id TEXT NOT NULL,
+    invite_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, invite_id)
+) WITHOUT ROWID;
+
+-- Newest event number per user; kept apart from events so pruning never resets numbering.
+CREATE TABLE IF NOT EXISTS user_heads (
+    user_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    user_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    origin TEXT,
+    created_ms INTEGER NOT NULL,
+    frame TEXT NOT NULL,
+    PRIMARY KEY (user_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_created ON events(created_ms);
+
+CREATE TABLE IF NOT EXISTS messages (
+    message_id TEXT PRIMARY KEY,
+    conv_key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    from_user TEXT NOT NULL,
+    time_s INTEGER NOT NULL,
+    payload_data TEXT NOT NULL,
+    excluded INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_conv_seq ON messages(conv_key, seq);
+
+CREATE TABLE IF NOT EXISTS conversations (
+    owner TEXT NOT NULL,
+    conv_key TEXT NOT NULL,
+    unread INTEGER NOT NULL,
+    last_message_id TEXT,
+    updated_ms INTEGER NOT NULL,
+    PRIMARY KEY (owner, conv_key)
+) WITHOUT ROWID;
+";
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    Ok(())
+}
+
+/// Opens the single write connection and brings the schema up to date.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Corrupt(format!(
+            "cannot switch the database to WAL mode (got {mode})"
+        )));
+    }
+    // FULL: every commit is on disk before any client hears of it.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "the database has schema version {version}, newer than this server's {SCHEMA_VERSION}; upgrade beckon"
+        )));
+    }
+    conn.execute_batch(SCHEMA)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(conn)
+}
+
+/// Opens a read connection.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&conn)?;
+    Ok(conn)
+}
