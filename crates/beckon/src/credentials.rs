@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use beckon_usersig::UserSigKey;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
 use std::path::Path;
 
 /// File in the data directory holding generated dev credentials.
@@ -63,16 +64,17 @@ fn dev_credentials(data_dir: &Path, create: bool) -> Result<Credentials> {
             std::fs::create_dir_all(data_dir)
                 .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
             let mut rng = rand::thread_rng();
-            let secret: String = (0..32)
-                .map(|_| format!("{:02x}", rng.gen::<u8>()))
-                .collect();
+            let secret = (0..32).fold(String::with_capacity(64), |mut text, _| {
+                let _ = write!(text, "{:02x}", rng.gen::<u8>());
+                text
+            });
             let creds = Credentials {
                 sdk_app_id: rng.gen_range(1_400_000_000..1_500_000_000),
                 secret_key: secret,
             };
             let text =
                 serde_json::to_string_pretty(&creds).context("cannot encode dev credentials")?;
-            std::fs::write(&path, text)
+            write_private(&path, &text)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!(
                 "DEV MODE: generated dev credentials (shown once; kept in {}):",
@@ -89,4 +91,14 @@ fn dev_credentials(data_dir: &Path, create: bool) -> Result<Credentials> {
         }
         Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
     }
+}
+
+/// Writes a file only its owner can read: it holds the app's secret key.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }

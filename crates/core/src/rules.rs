@@ -403,7 +403,7 @@ fn modify(inv: &Invitation, actor: &str, data: &str) -> Result<Transition, Refus
     }
     check_data(data)?;
     let mut next = inv.clone();
-    next.data = data.to_owned();
+    data.clone_into(&mut next.data);
     let event_data = to_value(&InvitationModifiedData {
         invite_id: inv.invite_id.clone(),
         data: data.to_owned(),

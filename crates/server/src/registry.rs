@@ -105,7 +105,7 @@ impl Registry {
         }
     }
 
-    fn deliver(&self, delivery: Delivery) {
+    fn deliver(&self, delivery: &Delivery) {
         let Ok(shard) = self.shards[shard_of(&delivery.user_id)].lock() else {
             return;
         };
@@ -134,7 +134,7 @@ pub(crate) async fn dispatch(
 ) {
     while let Some(batch) = deliveries.recv().await {
         for delivery in batch {
-            registry.deliver(delivery);
+            registry.deliver(&delivery);
         }
     }
 }

@@ -311,7 +311,7 @@ impl Service {
                 });
             }
             Err(refusal) => {
-                tracing::warn!(%refusal, %invite_id, "deadline reached but timeout refused")
+                tracing::warn!(%refusal, %invite_id, "deadline reached but timeout refused");
             }
         }
     }

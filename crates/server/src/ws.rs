@@ -202,7 +202,7 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => break Some((CloseCode::BinaryFrame, "binary frames are not part of beckon.v1")),
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break None,
                     Some(Ok(_)) => continue, // ping/pong are answered by the transport
                 };
                 if text.len() > limits::MAX_FRAME_BYTES {
@@ -586,16 +586,15 @@ async fn login(
     {
         return Step::Close(CloseCode::SlowConsumer, "could not write the login result");
     }
-    match snapshot.backlog {
-        Some(backlog) => {
-            for (seq, origin, frame) in backlog {
-                if origin.as_deref() != Some(instance_id.as_str()) && !write(sink, frame).await {
-                    return Step::Close(CloseCode::SlowConsumer, "could not write missed events");
-                }
-                session.last_delivered = session.last_delivered.max(seq);
+    if let Some(backlog) = snapshot.backlog {
+        for (seq, origin, frame) in backlog {
+            if origin.as_deref() != Some(instance_id.as_str()) && !write(sink, frame).await {
+                return Step::Close(CloseCode::SlowConsumer, "could not write missed events");
             }
+            session.last_delivered = session.last_delivered.max(seq);
         }
-        None => {
+    } else {
+        {
             let now_ms = crate::now_ms();
             for invitation in snapshot.pending {
                 let data = invitation.new_invitation_data(now_ms, true);

@@ -428,9 +428,10 @@ impl Numbers {
     }
 
     fn next_user_seq(&mut self, tx: &Connection, user: &str) -> Result<u64, StoreError> {
-        let head = match self.user_heads.get_mut(user) {
-            Some(head) => head,
-            None => {
+        let head = if let Some(head) = self.user_heads.get_mut(user) {
+            head
+        } else {
+            {
                 let stored: Option<i64> = tx
                     .prepare_cached("SELECT seq FROM user_heads WHERE user_id = ?1")?
                     .query_row([user], |row| row.get(0))
@@ -445,9 +446,10 @@ impl Numbers {
     }
 
     fn next_conversation_seq(&mut self, tx: &Connection, key: &str) -> Result<u64, StoreError> {
-        let head = match self.conversation_heads.get_mut(key) {
-            Some(head) => head,
-            None => {
+        let head = if let Some(head) = self.conversation_heads.get_mut(key) {
+            head
+        } else {
+            {
                 let stored: Option<i64> = tx
                     .prepare_cached("SELECT max(seq) FROM messages WHERE conv_key = ?1")?
                     .query_row([key], |row| row.get(0))?;
