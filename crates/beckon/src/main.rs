@@ -141,6 +141,5 @@ async fn serve(args: ServeArgs) -> Result<()> {
         creds.sdk_app_id,
         args.app.data_dir.display()
     );
-    server.run_until_signal().await;
-    Ok(())
+    server.run_until_signal().await.map_err(anyhow::Error::msg)
 }

@@ -213,12 +213,21 @@ impl RunningServer {
         let _ = tokio::task::spawn_blocking(move || store.close()).await;
     }
 
-    /// Waits for the shutdown signal (SIGINT/SIGTERM), then shuts down gracefully.
-    pub async fn run_until_signal(self) {
-        wait_for_signal().await;
-        tracing::info!("shutting down: finishing in-flight work");
+    /// Serves until SIGINT/SIGTERM, then shuts down gracefully. Returns an error when it had to
+    /// stop because storage failed (the process should exit non-zero and be restarted).
+    pub async fn run_until_signal(self) -> Result<(), String> {
+        let store = self.store.clone();
+        let outcome = tokio::select! {
+            () = wait_for_signal() => Ok(()),
+            error = store.failure() => Err(format!("storage failed: {error}")),
+        };
+        match &outcome {
+            Ok(()) => tracing::info!("shutting down: finishing in-flight work"),
+            Err(error) => tracing::error!(%error, "shutting down because storage failed"),
+        }
         self.shutdown().await;
         tracing::info!("stopped");
+        outcome
     }
 }
 

@@ -70,6 +70,8 @@ struct Inner {
     jobs: Mutex<Option<mpsc::Sender<writer::Envelope>>>,
     readers: Mutex<Vec<rusqlite::Connection>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Set once a commit fails; see [`Store::failure`].
+    failure: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 /// Name of the database file inside the data directory.
@@ -90,7 +92,8 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let conn = schema::open_writer(&path)?;
         let (tx, rx) = mpsc::channel();
-        let writer = writer::Writer::new(conn, config.clone(), deliveries);
+        let (failure_tx, failure) = tokio::sync::watch::channel(None);
+        let writer = writer::Writer::new(conn, config.clone(), deliveries, failure_tx);
         let thread = std::thread::Builder::new()
             .name("beckon-store-writer".into())
             .spawn(move || writer.run(&rx))
@@ -105,6 +108,7 @@ impl Store {
                 jobs: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
                 writer_thread: Mutex::new(Some(thread)),
+                failure,
             }),
         })
     }
@@ -134,6 +138,18 @@ impl Store {
         self.submit(job)
             .await
             .map_err(|_| StoreError::WriterStopped)?
+    }
+
+    /// Resolves with the error once a commit has failed. From then on every write is refused:
+    /// the caller's in-memory state may be ahead of the disk, so the server must stop and
+    /// restart from the durable state.
+    pub async fn failure(&self) -> String {
+        let mut failure = self.inner.failure.clone();
+        let error = match failure.wait_for(Option::is_some).await {
+            Ok(error) => error.clone().unwrap_or_default(),
+            Err(_) => String::from("the store writer stopped"),
+        };
+        error
     }
 
     /// Stops the writer after it has committed every queued job.

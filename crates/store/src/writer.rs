@@ -88,6 +88,8 @@ pub(crate) struct Writer {
     deliveries: tokio_mpsc::UnboundedSender<Vec<Delivery>>,
     numbers: Numbers,
     last_prune: Instant,
+    /// Set after a failed commit; later jobs are refused without touching the database.
+    failure: tokio::sync::watch::Sender<Option<String>>,
 }
 
 /// Cached sequence heads, loaded from the database on first use.
@@ -118,6 +120,7 @@ impl Writer {
         conn: Connection,
         config: StoreConfig,
         deliveries: tokio_mpsc::UnboundedSender<Vec<Delivery>>,
+        failure: tokio::sync::watch::Sender<Option<String>>,
     ) -> Self {
         Self {
             conn,
@@ -125,6 +128,7 @@ impl Writer {
             deliveries,
             numbers: Numbers::default(),
             last_prune: Instant::now(),
+            failure,
         }
     }
 
@@ -152,6 +156,14 @@ impl Writer {
     }
 
     fn commit_batch(&mut self, envelopes: Vec<Envelope>) {
+        if let Some(error) = self.failure.borrow().clone() {
+            for Envelope::Job(_, reply) in envelopes {
+                let _ = reply.send(Err(StoreError::Corrupt(format!(
+                    "store failed earlier: {error}"
+                ))));
+            }
+            return;
+        }
         let mut batch = Batch {
             deliveries: Vec::new(),
             touched_users: HashMap::new(),
@@ -186,6 +198,7 @@ impl Writer {
                 // Cached numbers may be ahead of what was committed.
                 self.numbers = Numbers::default();
                 let text = error.to_string();
+                self.failure.send_replace(Some(text.clone()));
                 for Envelope::Job(_, reply) in envelopes {
                     let _ = reply.send(Err(StoreError::Corrupt(format!("commit failed: {text}"))));
                 }
