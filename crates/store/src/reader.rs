@@ -1,5 +1,6 @@
 //! Read queries, each run on a pooled read connection.
 
+use crate::now_ms;
 use crate::{StoreConfig, StoreError};
 use beckon_core::{ConversationRef, Invitation, StoredMessage};
 use beckon_proto::frames::{Conversation, MessageListResult};
@@ -65,10 +66,14 @@ pub(crate) fn login_snapshot(
         if last == head {
             snapshot.backlog = Some(Vec::new());
         } else if last < head {
-            let oldest: Option<i64> = tx
-                .prepare_cached("SELECT min(seq) FROM events WHERE user_id = ?1")?
-                .query_row([user_id], |row| row.get(0))?;
-            let kept = oldest.is_some_and(|oldest| oldest as u64 <= last + 1);
+            // Resumable only if the first missed event is still kept and younger than the
+            // retention period (pruning runs periodically, so age is checked here too).
+            let cutoff = now_ms().saturating_sub(config.event_retention_ms) as i64;
+            let first_missed: Option<i64> = tx
+                .prepare_cached("SELECT created_ms FROM events WHERE user_id = ?1 AND seq = ?2")?
+                .query_row(params![user_id, (last + 1) as i64], |row| row.get(0))
+                .optional()?;
+            let kept = first_missed.is_some_and(|created| created >= cutoff);
             if kept && head - last <= config.max_backlog_events as u64 {
                 let mut stmt = tx.prepare_cached(
                     "SELECT seq, origin, frame FROM events WHERE user_id = ?1 AND seq > ?2 ORDER BY seq",

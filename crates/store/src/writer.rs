@@ -1,13 +1,13 @@
 //! The writer thread: group commit, event and message numbering, and delivery hand-off.
 
-use crate::{StoreConfig, StoreError};
+use crate::{now_ms, StoreConfig, StoreError};
 use beckon_core::{ConversationRef, Invitation, Notification, StoredMessage};
 use beckon_proto::frames::EventFrame;
 use beckon_proto::signaling::event;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::HashMap;
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
 /// One unit of work, applied atomically with the others of its transaction.
@@ -101,14 +101,9 @@ struct Numbers {
     conversation_heads: HashMap<String, u64>,
 }
 
+/// Longest interval between prunes of old events (shorter when the retention is short).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_CHUNK: i64 = 20_000;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 struct Batch {
     deliveries: Vec<Delivery>,
@@ -134,7 +129,7 @@ impl Writer {
 
     pub(crate) fn run(mut self, jobs: &mpsc::Receiver<Envelope>) {
         loop {
-            let first = match jobs.recv_timeout(PRUNE_EVERY) {
+            let first = match jobs.recv_timeout(self.prune_interval()) {
                 Ok(envelope) => envelope,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     self.prune_if_due();
@@ -206,8 +201,14 @@ impl Writer {
         }
     }
 
+    fn prune_interval(&self) -> Duration {
+        PRUNE_EVERY.min(Duration::from_millis(
+            (self.config.event_retention_ms / 2).max(100),
+        ))
+    }
+
     fn prune_if_due(&mut self) {
-        if self.last_prune.elapsed() < PRUNE_EVERY {
+        if self.last_prune.elapsed() < self.prune_interval() {
             return;
         }
         self.last_prune = Instant::now();
