@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 const MAX_BAD_FRAMES_IN_A_ROW: u32 = 20;
 /// Longest a single write may take before the client counts as too slow.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait for the close frame to be written.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 type Sink = SplitSink<WebSocket, Message>;
 
@@ -124,12 +126,41 @@ async fn write(sink: &mut Sink, text: String) -> bool {
     )
 }
 
+const SLOW_CONSUMER: (CloseCode, &str) = (
+    CloseCode::SlowConsumer,
+    "send queue full: the client reads too slowly",
+);
+
+/// Writes one frame of the main loop. A client that stops reading blocks the write, so the
+/// kick for a full queue (or the write timeout) must be able to interrupt it.
+async fn write_or_kick(
+    sink: &mut Sink,
+    text: String,
+    handle: Option<&ConnHandle>,
+) -> Result<(), Option<(CloseCode, &'static str)>> {
+    let kicked = async {
+        match handle {
+            Some(handle) => handle.kicked.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        written = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(Utf8Bytes::from(text)))) => match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(None),
+            Err(_) => Err(Some(SLOW_CONSUMER)),
+        },
+        () = kicked => Err(Some(SLOW_CONSUMER)),
+    }
+}
+
 async fn close(sink: &mut Sink, code: CloseCode, reason: &str) {
     let frame = CloseFrame {
         code: code.as_u16(),
         reason: Utf8Bytes::from(reason.to_owned()),
     };
-    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+    // Short: the peer may not be reading at all.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
 }
 
 /// Serves one socket until it closes.
@@ -177,7 +208,7 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
             () = kicked => {
                 let code = session.user.as_ref().map_or(0, |u| u.handle.kick_code.load(Ordering::Relaxed));
                 if code == CloseCode::SlowConsumer.as_u16() {
-                    break Some((CloseCode::SlowConsumer, "send queue full: the client reads too slowly"));
+                    break Some(SLOW_CONSUMER);
                 }
                 break Some((CloseCode::ProtocolViolation, "closed by the server"));
             }
@@ -189,14 +220,16 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
                 break Some((CloseCode::AuthExpired, "userSig expired; log in again with a fresh one"));
             }
             Some(result) = in_flight.next(), if !in_flight.is_empty() => {
-                if !write(&mut sink, encode(result)).await { break None; }
+                let handle = session.user.as_ref().map(|u| &*u.handle);
+                if let Err(close) = write_or_kick(&mut sink, encode(result), handle).await { break close; }
             }
             Some(outbound) = queue_rx.recv() => {
                 if let Some(seq) = outbound.seq {
                     if seq <= session.last_delivered { continue; }
                     session.last_delivered = seq;
                 }
-                if !write(&mut sink, outbound.frame.to_string()).await { break None; }
+                let handle = session.user.as_ref().map(|u| &*u.handle);
+                if let Err(close) = write_or_kick(&mut sink, outbound.frame.to_string(), handle).await { break close; }
             }
             incoming = stream.next(), if !draining && in_flight.len() < state.config.max_in_flight => {
                 let text = match incoming {
@@ -208,8 +241,20 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
                 if text.len() > limits::MAX_FRAME_BYTES {
                     break Some((CloseCode::FrameTooLarge, "frame larger than the maximum frame size"));
                 }
-                match handle_frame(&state, &mut session, &queue_tx, &mut sink, text.as_str()).await {
-                    Step::Reply(frame) => if !write(&mut sink, encode(frame)).await { break None; },
+                let step = handle_frame(&state, &mut session, &queue_tx, &mut sink, text.as_str()).await;
+                if step.is_malformed() {
+                    session.bad_frames_in_a_row += 1;
+                    if session.bad_frames_in_a_row > MAX_BAD_FRAMES_IN_A_ROW {
+                        break Some((CloseCode::ProtocolViolation, "too many malformed frames in a row"));
+                    }
+                } else {
+                    session.bad_frames_in_a_row = 0;
+                }
+                match step {
+                    Step::Reply(frame) => {
+                        let handle = session.user.as_ref().map(|u| &*u.handle);
+                        if let Err(close) = write_or_kick(&mut sink, encode(frame), handle).await { break close; }
+                    }
                     Step::Later(future) => in_flight.push(future),
                     Step::Replied => {}
                     Step::Close(code, reason) => break Some((code, reason)),
@@ -226,6 +271,17 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
         close(&mut sink, code, reason).await;
     }
     state.registry.release();
+}
+
+impl Step {
+    /// A frame that is not a request at all, or names no operation.
+    fn is_malformed(&self) -> bool {
+        let malformed = [
+            ErrorCode::MalformedRequest.as_u32(),
+            ErrorCode::UnknownOperation.as_u32(),
+        ];
+        matches!(self, Step::Reply(frame) if malformed.contains(&frame.code))
+    }
 }
 
 enum Step {
@@ -266,10 +322,6 @@ async fn handle_frame(
     text: &str,
 ) -> Step {
     let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
-        session.bad_frames_in_a_row += 1;
-        if session.bad_frames_in_a_row > MAX_BAD_FRAMES_IN_A_ROW {
-            return Step::Close(CloseCode::ProtocolViolation, "too many malformed frames");
-        }
         return Step::Reply(result_err(
             Value::Null,
             &Refusal::new(
@@ -283,7 +335,6 @@ async fn handle_frame(
         id = Value::Null;
     }
     let Some(Value::String(op_name)) = frame.remove("op") else {
-        session.bad_frames_in_a_row += 1;
         return Step::Reply(result_err(
             id,
             &Refusal::new(ErrorCode::MalformedRequest, "\"op\" must be a string"),
@@ -313,14 +364,12 @@ async fn handle_frame(
     }
     let op_name = op_name.as_str();
     if op_name == op::PING {
-        session.bad_frames_in_a_row = 0;
         return Step::Reply(result_ok(
             id,
             serde_json::json!({"serverTime": crate::now_ms()}),
         ));
     }
     if op_name == op::LOGIN {
-        session.bad_frames_in_a_row = 0;
         return login(state, session, queue_tx, sink, id, params).await;
     }
     let Some(user) = &session.user else {
@@ -335,7 +384,6 @@ async fn handle_frame(
         };
         return Step::Reply(result_err(id, &refusal));
     };
-    session.bad_frames_in_a_row = 0;
     let actor = user.actor.clone();
     let service = &state.service;
     match op_name {
@@ -445,16 +493,13 @@ async fn handle_frame(
             },
             Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
-        other => {
-            session.bad_frames_in_a_row += 1;
-            Step::Reply(result_err(
-                id,
-                &Refusal::new(
-                    ErrorCode::UnknownOperation,
-                    format!("unknown operation {other:?}"),
-                ),
-            ))
-        }
+        other => Step::Reply(result_err(
+            id,
+            &Refusal::new(
+                ErrorCode::UnknownOperation,
+                format!("unknown operation {other:?}"),
+            ),
+        )),
     }
 }
 
