@@ -229,7 +229,7 @@ impl Service {
             ));
         }
         let transition = create(new, crate::now_ms(), self.settings)?;
-        let commit = self.carry_out(Some(&actor.instance_id), &transition, true);
+        let commit = self.carry_out(Some(actor), &transition, true);
         shard.insert(invite_id.clone(), transition.invitation);
         drop(shard);
         Ok(PendingCommit {
@@ -263,7 +263,7 @@ impl Service {
             kind,
         };
         let transition = apply(current, &command, crate::now_ms())?;
-        let commit = self.carry_out(Some(&actor.instance_id), &transition, false);
+        let commit = self.carry_out(Some(actor), &transition, false);
         store_transition(&mut shard, transition.invitation);
         drop(shard);
         Ok(PendingCommit {
@@ -319,7 +319,7 @@ impl Service {
     /// Queues the store job and timer change for a transition. Must run under the shard lock.
     fn carry_out(
         &self,
-        origin: Option<&str>,
+        actor: Option<&Actor>,
         transition: &Transition,
         insert: bool,
     ) -> oneshot::Receiver<Result<JobReport, StoreError>> {
@@ -362,13 +362,14 @@ impl Service {
                 message_id: message_id.clone(),
                 payload_data: payload.to_payload_data(),
                 participants: participants.clone(),
+                modified_by: actor.map(|a| a.user_id.clone()).unwrap_or_default(),
             }),
             None => {}
         }
         ops.extend(effects.notifications.iter().cloned().map(WriteOp::Notify));
         let job = WriteJob {
             ops,
-            origin: origin.map(str::to_owned),
+            origin: actor.map(|a| a.instance_id.clone()),
             live_only: invitation.online_user_only,
         };
         match effects.deadline {

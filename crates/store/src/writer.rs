@@ -49,6 +49,8 @@ pub enum WriteOp {
         message_id: String,
         payload_data: String,
         participants: Vec<String>,
+        /// Who changed it: their acting device is not told.
+        modified_by: String,
     },
     /// Sends one event.
     Notify(Notification),
@@ -350,6 +352,7 @@ impl Numbers {
                     message_id,
                     payload_data,
                     participants,
+                    modified_by,
                 } => {
                     tx.prepare_cached(
                         "UPDATE messages SET payload_data = ?2 WHERE message_id = ?1",
@@ -359,7 +362,7 @@ impl Numbers {
                         for participant in participants {
                             let data = serde_json::to_value([stored.render_for(participant)])
                                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                            let skip = job.origin.is_some() && participant == &stored.from;
+                            let skip = participant == modified_by;
                             self.push_event(
                                 tx,
                                 job,
