@@ -20,7 +20,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Largest message accepted from the server; protects the app from a runaway server.
-const MAX_MESSAGE_BYTES: usize = 1 << 20;
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
 /// Read buffer per connection; frames are small and load tools open thousands of clients.
 const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// How long a polite close may take before the socket is simply dropped.

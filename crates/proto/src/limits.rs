@@ -18,6 +18,8 @@ pub const MAX_TIMEOUT_SECONDS: u64 = 86_400;
 pub const MAX_INVITEES: usize = 200;
 /// Most messages one `getMessageList` page returns (Tencent's limit is 15).
 pub const MAX_MESSAGE_PAGE: usize = 100;
+/// Most conversations `getConversationList` returns (the most recently active).
+pub const MAX_CONVERSATIONS: usize = 500;
 /// Default `getMessageList` page size, as Tencent's.
 pub const DEFAULT_MESSAGE_PAGE: usize = 15;
 /// Longest request `id` echoed back, serialized, in bytes.

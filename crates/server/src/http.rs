@@ -12,6 +12,9 @@ use std::sync::Arc;
 /// connections must fit in memory.
 const WS_READ_BUFFER: usize = 4 * 1024;
 const WS_WRITE_BUFFER: usize = 4 * 1024;
+/// Cap on one outgoing frame plus what is already buffered; a full message page (100 messages
+/// of 8 KiB data) or conversation list fits.
+const WS_MAX_WRITE_BUFFER: usize = 16 * 1024 * 1024;
 /// Frames beyond this are cut off by the transport; frames over `MAX_FRAME_BYTES` but under
 /// this get a clean close with code 4100.
 const WS_HARD_FRAME_LIMIT: usize = 1024 * 1024;
@@ -42,7 +45,7 @@ async fn upgrade(ws: WebSocketUpgrade, State(state): State<Arc<AppState>>) -> Re
     ws.protocols([SUBPROTOCOL])
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
-        .max_write_buffer_size(limits::MAX_FRAME_BYTES * 4)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER)
         .max_message_size(WS_HARD_FRAME_LIMIT)
         .max_frame_size(WS_HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| crate::ws::serve(socket, state))

@@ -241,7 +241,12 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
                 if text.len() > limits::MAX_FRAME_BYTES {
                     break Some((CloseCode::FrameTooLarge, "frame larger than the maximum frame size"));
                 }
+                let was_logged_in = session.user.is_some();
                 let step = handle_frame(&state, &mut session, &queue_tx, &mut sink, text.as_str()).await;
+                if was_logged_in && session.user.is_none() {
+                    // After logout the connection gets a fresh login period.
+                    login_deadline.as_mut().reset(tokio::time::Instant::now() + state.config.login_timeout);
+                }
                 if step.is_malformed() {
                     session.bad_frames_in_a_row += 1;
                     if session.bad_frames_in_a_row > MAX_BAD_FRAMES_IN_A_ROW {
@@ -330,9 +335,19 @@ async fn handle_frame(
             ),
         ));
     };
-    let mut id = frame.remove("id").unwrap_or(Value::Null);
+    let id = frame.remove("id").unwrap_or(Value::Null);
     if id.to_string().len() > limits::MAX_REQUEST_ID_BYTES {
-        id = Value::Null;
+        // Not run: the client could not match its result anyway.
+        return Step::Reply(result_err(
+            Value::Null,
+            &Refusal::new(
+                ErrorCode::InvalidParameter,
+                format!(
+                    "\"id\" is longer than {} bytes",
+                    limits::MAX_REQUEST_ID_BYTES
+                ),
+            ),
+        ));
     }
     let Some(Value::String(op_name)) = frame.remove("op") else {
         return Step::Reply(result_err(
@@ -563,16 +578,10 @@ async fn login(
         }
     };
     let instance_id = match params.instance_id {
-        Some(instance) if !instance.is_empty() && instance.len() <= 128 => instance,
-        Some(_) => {
-            return Step::Reply(result_err(
-                id,
-                &Refusal::new(
-                    ErrorCode::InvalidParameter,
-                    "instanceID must be 1 to 128 bytes",
-                ),
-            ))
-        }
+        Some(instance) => match beckon_core::check_invite_id("instanceID", &instance) {
+            Ok(()) => instance,
+            Err(refusal) => return Step::Reply(result_err(id, &refusal)),
+        },
         None => uuid::Uuid::new_v4().to_string(),
     };
     if let Err(refusal) = state.service.ensure_user(&params.user_id).await {
@@ -632,8 +641,11 @@ async fn login(
         return Step::Close(CloseCode::SlowConsumer, "could not write the login result");
     }
     if let Some(backlog) = snapshot.backlog {
+        let now_ms = crate::now_ms();
         for (seq, origin, frame) in backlog {
-            if origin.as_deref() != Some(instance_id.as_str()) && !write(sink, frame).await {
+            if origin.as_deref() != Some(instance_id.as_str())
+                && !write(sink, refresh_remaining(frame, now_ms)).await
+            {
                 return Step::Close(CloseCode::SlowConsumer, "could not write missed events");
             }
             session.last_delivered = session.last_delivered.max(seq);
@@ -658,4 +670,21 @@ async fn login(
         }
     }
     Step::Replied
+}
+
+/// A stored `newInvitationReceived` frame with `timeoutRemaining` counted from now rather than
+/// from when it was first sent.
+fn refresh_remaining(frame: String, now_ms: u64) -> String {
+    if !frame.contains(beckon_proto::signaling::event::NEW_INVITATION_RECEIVED) {
+        return frame;
+    }
+    let Ok(mut value) = serde_json::from_str::<Value>(&frame) else {
+        return frame;
+    };
+    let Some(expires_at) = value["data"]["expiresAt"].as_u64() else {
+        return frame;
+    };
+    value["data"]["timeoutRemaining"] =
+        Value::from(expires_at.saturating_sub(now_ms).div_ceil(1000));
+    serde_json::to_string(&value).unwrap_or(frame)
 }

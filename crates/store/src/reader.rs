@@ -4,6 +4,7 @@ use crate::now_ms;
 use crate::{StoreConfig, StoreError};
 use beckon_core::{ConversationRef, Invitation, StoredMessage};
 use beckon_proto::frames::{Conversation, MessageListResult};
+use beckon_proto::limits::MAX_CONVERSATIONS;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// What a device needs at login, read in one snapshot so that it fits the live events that
@@ -164,9 +165,9 @@ pub(crate) fn conversations(
 ) -> Result<Vec<Conversation>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT c.conv_key, c.unread, c.last_message_id FROM conversations c
-         WHERE c.owner = ?1 ORDER BY c.updated_ms DESC, c.conv_key",
+         WHERE c.owner = ?1 ORDER BY c.updated_ms DESC, c.conv_key LIMIT ?2",
     )?;
-    let rows = stmt.query_map([user_id], |row| {
+    let rows = stmt.query_map(params![user_id, MAX_CONVERSATIONS as i64], |row| {
         Ok((
             row.get::<_, String>(0)?,
             row.get::<_, i64>(1)?,
