@@ -136,6 +136,6 @@ async fn a_resumed_invitation_counts_its_remaining_time_from_now() {
     let remaining = ring["data"]["timeoutRemaining"]
         .as_u64()
         .expect("remaining");
-    assert!(remaining < 30 && remaining >= 27, "remaining {remaining}");
+    assert!((27..30).contains(&remaining), "remaining {remaining}");
     assert!(ring["seq"].as_u64().is_some());
 }
