@@ -6,7 +6,9 @@ use crate::error::ClientError;
 use crate::events::{EventStream, Handler, ListenerId};
 use crate::socket::request_text;
 use beckon_proto::frames::{
-    op, ActionParams, ActionResult, ConversationListResult, GetMessageListParams,
+    op, ActionParams, ActionResult, AddGroupMemberResult, ConversationListResult,
+    CreateGroupParams, DeleteGroupMemberResult, GetMessageListParams, GroupIdParams,
+    GroupListResult, GroupMemberListParams, GroupMemberListResult, GroupMembersParams, GroupResult,
     InviteInGroupParams, InviteParams, LoginResult, MessageListResult, ModifyParams,
     SetMessageReadParams,
 };
@@ -180,6 +182,60 @@ impl Client {
         .map(drop)
     }
 
+    /// Creates a group owned by this user (`createGroup`).
+    pub async fn create_group(
+        &self,
+        params: CreateGroupParams,
+    ) -> Result<GroupResult, ClientError> {
+        self.call(op::CREATE_GROUP, &params).await
+    }
+
+    /// A group's profile (`getGroupProfile`, members only).
+    pub async fn get_group_profile(&self, group_id: &str) -> Result<GroupResult, ClientError> {
+        self.call(op::GET_GROUP_PROFILE, &group_ref(group_id)).await
+    }
+
+    /// A page of a group's members (`getGroupMemberList`, members only).
+    pub async fn get_group_member_list(
+        &self,
+        params: GroupMemberListParams,
+    ) -> Result<GroupMemberListResult, ClientError> {
+        self.call(op::GET_GROUP_MEMBER_LIST, &params).await
+    }
+
+    /// The groups this user is in (`getGroupList`).
+    pub async fn get_group_list(&self) -> Result<GroupListResult, ClientError> {
+        self.call(op::GET_GROUP_LIST, &no_params()).await
+    }
+
+    /// Adds members (`addGroupMember`, owner only).
+    pub async fn add_group_member(
+        &self,
+        params: GroupMembersParams,
+    ) -> Result<AddGroupMemberResult, ClientError> {
+        self.call(op::ADD_GROUP_MEMBER, &params).await
+    }
+
+    /// Removes members (`deleteGroupMember`, owner only).
+    pub async fn delete_group_member(
+        &self,
+        params: GroupMembersParams,
+    ) -> Result<DeleteGroupMemberResult, ClientError> {
+        self.call(op::DELETE_GROUP_MEMBER, &params).await
+    }
+
+    /// Leaves a group (`quitGroup`; the owner dismisses instead).
+    pub async fn quit_group(&self, group_id: &str) -> Result<(), ClientError> {
+        let params = to_value(op::QUIT_GROUP, &group_ref(group_id))?;
+        self.request(op::QUIT_GROUP, params).await.map(drop)
+    }
+
+    /// Dismisses a group (`dismissGroup`, owner only).
+    pub async fn dismiss_group(&self, group_id: &str) -> Result<(), ClientError> {
+        let params = to_value(op::DISMISS_GROUP, &group_ref(group_id))?;
+        self.request(op::DISMISS_GROUP, params).await.map(drop)
+    }
+
     /// A round trip to the server (`ping`).
     pub async fn ping(&self) -> Result<(), ClientError> {
         self.request(op::PING, no_params()).await.map(drop)
@@ -295,4 +351,10 @@ fn into_data(result: ResultFrame) -> Result<Value, ClientError> {
         });
     }
     Ok(result.data.unwrap_or_else(no_params))
+}
+
+fn group_ref(group_id: &str) -> GroupIdParams {
+    GroupIdParams {
+        group_id: group_id.to_owned(),
+    }
 }

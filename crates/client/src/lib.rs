@@ -30,8 +30,10 @@ pub use events::{EventStream, ListenerId, Notice};
 /// The wire types crate, for everything not re-exported below.
 pub use beckon_proto as proto;
 pub use beckon_proto::frames::{
-    ActionParams, ActionResult, Conversation, ConversationListResult, CustomPayload,
-    GetMessageListParams, InviteInGroupParams, InviteParams, LoginResult, Message,
+    ActionParams, ActionResult, AddGroupMemberResult, Conversation, ConversationListResult,
+    CreateGroupParams, CustomPayload, DeleteGroupMemberResult, GetMessageListParams,
+    GroupListResult, GroupMember, GroupMemberListParams, GroupMemberListResult, GroupMembersParams,
+    GroupProfile, GroupResult, InviteInGroupParams, InviteParams, LoginResult, MemberRef, Message,
     MessageListResult, ModifyParams, OfflinePushInfo,
 };
 pub use beckon_proto::signaling::{event, SignalingInfo};

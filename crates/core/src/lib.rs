@@ -5,11 +5,13 @@
 //! clear). No I/O, no clock reads, no async: the server feeds the clock and carries the effects
 //! out, so a reader of this crate knows every rule without reading the transport.
 
+pub mod groups;
 pub mod history;
 mod rules;
 
+pub use groups::{Group, Member};
 pub use history::{ConversationRef, StoredMessage};
-pub use rules::{apply, create, Command, CommandKind, NewInvitation, Settings};
+pub use rules::{apply, create, Command, CommandKind, NewInvitation, Settings, WithdrawReason};
 
 use beckon_proto::{limits, ErrorCode};
 use serde::{Deserialize, Serialize};

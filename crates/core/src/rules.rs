@@ -50,6 +50,32 @@ pub enum CommandKind {
     },
     /// The deadline passed (the server's timer fired).
     Timeout,
+    /// Group members stopped being members (quit, removed, or the group was dismissed):
+    /// those pending stop ringing. If the inviter is among them, or the group is gone, the
+    /// whole invitation is cancelled.
+    Withdraw {
+        users: Vec<String>,
+        reason: WithdrawReason,
+    },
+}
+
+/// Why members were withdrawn from a group invitation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithdrawReason {
+    MemberQuit,
+    MemberRemoved,
+    GroupDismissed,
+}
+
+impl WithdrawReason {
+    /// The `reason` extra in event data.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MemberQuit => "memberQuit",
+            Self::MemberRemoved => "memberRemoved",
+            Self::GroupDismissed => "groupDismissed",
+        }
+    }
 }
 
 /// A new invitation, as requested.
@@ -218,6 +244,7 @@ pub fn apply(inv: &Invitation, command: &Command, now_ms: u64) -> Result<Transit
         CommandKind::Reject { data } => answer(inv, &command.actor, data, InviteeState::Rejected),
         CommandKind::Modify { data } => modify(inv, &command.actor, data),
         CommandKind::Timeout => timeout(inv, now_ms),
+        CommandKind::Withdraw { users, reason } => withdraw(inv, users, *reason),
     }
 }
 
@@ -249,6 +276,7 @@ fn cancel(inv: &Invitation, actor: &str, data: &str) -> Result<Transition, Refus
             group_id: inv.group_id.clone(),
             data: data.to_owned(),
             handled_on_other_device,
+            reason: None,
         })
     };
     let mut notifications: Vec<Notification> = resolved
@@ -337,6 +365,7 @@ fn answer(
             invitee: actor.to_owned(),
             data: data.to_owned(),
             handled_on_other_device,
+            reason: None,
         })
     };
     let mut notifications = vec![Notification {
@@ -502,6 +531,110 @@ fn timeout(inv: &Invitation, now_ms: u64) -> Result<Transition, Refusal> {
             notifications,
             deadline: DeadlineEffect::Clear,
             resolved: timed_out,
+        },
+    })
+}
+
+fn withdraw(
+    inv: &Invitation,
+    users: &[String],
+    reason: WithdrawReason,
+) -> Result<Transition, Refusal> {
+    if !inv.is_active() {
+        return Err(Refusal::new(
+            ErrorCode::InvitationNotActive,
+            "the invitation has already ended",
+        ));
+    }
+    let whole = reason == WithdrawReason::GroupDismissed || users.contains(&inv.inviter);
+    let leaving: Vec<String> = inv
+        .pending()
+        .filter(|user| whole || users.iter().any(|u| u == user))
+        .map(str::to_owned)
+        .collect();
+    if leaving.is_empty() {
+        return Err(Refusal::new(
+            ErrorCode::InvitationNotActive,
+            "none of these users is pending",
+        ));
+    }
+    let mut next = inv.clone();
+    for invitee in &mut next.invitees {
+        if leaving.contains(&invitee.user_id) {
+            invitee.state = InviteeState::Cancelled;
+        }
+    }
+    let reason_text = if whole && reason != WithdrawReason::GroupDismissed {
+        "inviterLeft"
+    } else {
+        reason.as_str()
+    };
+    let cancelled = to_value(&InvitationCancelledData {
+        invite_id: inv.invite_id.clone(),
+        inviter: inv.inviter.clone(),
+        group_id: inv.group_id.clone(),
+        data: String::new(),
+        handled_on_other_device: false,
+        reason: Some(reason_text.to_owned()),
+    });
+    let mut notifications: Vec<Notification> = leaving
+        .iter()
+        .map(|user| Notification {
+            recipient: user.clone(),
+            skip_origin: false,
+            name: event::INVITATION_CANCELLED,
+            data: cancelled.clone(),
+        })
+        .collect();
+    if whole {
+        // The invitation is over for everyone, the inviter included.
+        notifications.push(Notification {
+            recipient: inv.inviter.clone(),
+            skip_origin: false,
+            name: event::INVITATION_CANCELLED,
+            data: cancelled,
+        });
+    } else {
+        // The others learn who left, as a refusal they already know how to handle.
+        let others: Vec<&str> = std::iter::once(inv.inviter.as_str())
+            .chain(inv.invitees.iter().map(|i| i.user_id.as_str()))
+            .filter(|user| !leaving.iter().any(|l| l == user))
+            .collect();
+        for leaver in &leaving {
+            let data = to_value(&InviteeAnsweredData {
+                invite_id: inv.invite_id.clone(),
+                inviter: inv.inviter.clone(),
+                group_id: inv.group_id.clone(),
+                invitee: leaver.clone(),
+                data: String::new(),
+                handled_on_other_device: false,
+                reason: Some(reason_text.to_owned()),
+            });
+            notifications.extend(others.iter().map(|user| Notification {
+                recipient: (*user).to_owned(),
+                skip_origin: false,
+                name: event::INVITEE_REJECTED,
+                data: data.clone(),
+            }));
+        }
+    }
+    let history = (!inv.online_user_only).then(|| HistoryEffect::Append {
+        from: inv.inviter.clone(),
+        payload: payload(inv, ActionType::CancelInvite, "", 0, leaving.clone()),
+        excluded: false,
+    });
+    let deadline = if next.is_active() {
+        DeadlineEffect::Unchanged
+    } else {
+        DeadlineEffect::Clear
+    };
+    Ok(Transition {
+        invitation: next,
+        effects: Effects {
+            history,
+            notifications,
+            deadline,
+            resolved: leaving,
         },
     })
 }

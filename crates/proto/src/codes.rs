@@ -62,12 +62,20 @@ pub enum ErrorCode {
     Overloaded = 9016,
     /// Admin request without valid administrator credentials.
     AdminUnauthorized = 9017,
+    /// Only the group's owner may do this.
+    NotGroupOwner = 9018,
+    /// The group (or the user's group count) is at its size limit.
+    GroupFull = 9019,
+    /// The owner cannot quit a group; dismiss it instead.
+    OwnerCannotQuit = 9020,
+    /// A proposed groupID is taken (also by a dismissed group).
+    GroupIdExists = 9021,
     /// The server failed; the message says what. Nothing was applied.
     Internal = 9500,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 32] = [
         Self::NotLoggedIn,
         Self::InvitationNotActive,
         Self::NoPermission,
@@ -95,6 +103,10 @@ impl ErrorCode {
         Self::ShuttingDown,
         Self::Overloaded,
         Self::AdminUnauthorized,
+        Self::NotGroupOwner,
+        Self::GroupFull,
+        Self::OwnerCannotQuit,
+        Self::GroupIdExists,
         Self::Internal,
     ];
 

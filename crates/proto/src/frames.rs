@@ -23,6 +23,14 @@ pub mod op {
     pub const GET_MESSAGE_LIST: &str = "getMessageList";
     pub const SET_MESSAGE_READ: &str = "setMessageRead";
     pub const PING: &str = "ping";
+    pub const CREATE_GROUP: &str = "createGroup";
+    pub const GET_GROUP_PROFILE: &str = "getGroupProfile";
+    pub const GET_GROUP_MEMBER_LIST: &str = "getGroupMemberList";
+    pub const GET_GROUP_LIST: &str = "getGroupList";
+    pub const ADD_GROUP_MEMBER: &str = "addGroupMember";
+    pub const DELETE_GROUP_MEMBER: &str = "deleteGroupMember";
+    pub const QUIT_GROUP: &str = "quitGroup";
+    pub const DISMISS_GROUP: &str = "dismissGroup";
 }
 
 /// Client → server: `{"id": .., "op": "invite", "params": {..}}`. `id` is any JSON value the
@@ -347,6 +355,10 @@ pub struct InviteeAnsweredData {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub handled_on_other_device: bool,
+    /// Beckon extra: set when the server ended this invitee's part because they left the
+    /// group (`memberQuit`, `memberRemoved`); absent on a real answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `INVITATION_CANCELLED` data.
@@ -365,6 +377,10 @@ pub struct InvitationCancelledData {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub handled_on_other_device: bool,
+    /// Beckon extra: set when the server cancelled because of a group change (`memberQuit`,
+    /// `memberRemoved`, `inviterLeft`, `groupDismissed`); absent on a real cancel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// `INVITATION_TIMEOUT` data.
@@ -391,6 +407,127 @@ pub struct InvitationModifiedData {
     /// Beckon extra: who changed it.
     #[serde(rename = "modifiedBy")]
     pub modified_by: String,
+}
+
+/// `{userID}` entry of a group's `memberList` parameter.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRef {
+    #[serde(rename = "userID")]
+    pub user_id: String,
+}
+
+/// `createGroup` parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateGroupParams {
+    /// Proposed groupID; the server makes one (`@BKN#...`) when absent.
+    #[serde(rename = "groupID", default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    pub name: String,
+    /// Tencent's group type names: `Private` (default, Tencent's GRP_WORK), `Public`,
+    /// `ChatRoom`, `AVChatRoom`, `Community`. Beckon treats them alike.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Initial members besides the creator (who always becomes the owner).
+    #[serde(rename = "memberList", default)]
+    pub member_list: Vec<MemberRef>,
+}
+
+/// Parameters naming one group (`getGroupProfile`, `quitGroup`, `dismissGroup`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupIdParams {
+    #[serde(rename = "groupID")]
+    pub group_id: String,
+}
+
+/// `getGroupMemberList` parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMemberListParams {
+    #[serde(rename = "groupID")]
+    pub group_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+/// `addGroupMember` / `deleteGroupMember` parameters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMembersParams {
+    #[serde(rename = "groupID")]
+    pub group_id: String,
+    #[serde(rename = "userIDList")]
+    pub user_id_list: Vec<String>,
+}
+
+/// A group as Tencent's SDK shapes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupProfile {
+    #[serde(rename = "groupID")]
+    pub group_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(rename = "ownerID")]
+    pub owner_id: String,
+    #[serde(rename = "memberCount")]
+    pub member_count: u64,
+    #[serde(rename = "maxMemberCount")]
+    pub max_member_count: u64,
+    /// Server time, seconds.
+    #[serde(rename = "createTime")]
+    pub create_time: u64,
+}
+
+/// One member of a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    #[serde(rename = "userID")]
+    pub user_id: String,
+    /// `Owner` or `Member`.
+    pub role: String,
+    /// Server time, seconds.
+    #[serde(rename = "joinTime")]
+    pub join_time: u64,
+}
+
+/// `createGroup` / `getGroupProfile` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupResult {
+    pub group: GroupProfile,
+}
+
+/// `getGroupList` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupListResult {
+    #[serde(rename = "groupList")]
+    pub group_list: Vec<GroupProfile>,
+}
+
+/// `getGroupMemberList` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMemberListResult {
+    #[serde(rename = "memberList")]
+    pub member_list: Vec<GroupMember>,
+}
+
+/// `addGroupMember` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddGroupMemberResult {
+    #[serde(rename = "successUserIDList")]
+    pub success_user_id_list: Vec<String>,
+    #[serde(rename = "failureUserIDList")]
+    pub failure_user_id_list: Vec<String>,
+    #[serde(rename = "existedUserIDList")]
+    pub existed_user_id_list: Vec<String>,
+    pub group: GroupProfile,
+}
+
+/// `deleteGroupMember` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteGroupMemberResult {
+    pub group: GroupProfile,
+    #[serde(rename = "userIDList")]
+    pub user_id_list: Vec<String>,
 }
 
 #[cfg(test)]

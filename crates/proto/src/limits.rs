@@ -24,3 +24,13 @@ pub const MAX_CONVERSATIONS: usize = 500;
 pub const DEFAULT_MESSAGE_PAGE: usize = 15;
 /// Longest request `id` echoed back, serialized, in bytes.
 pub const MAX_REQUEST_ID_BYTES: usize = 256;
+/// Most members of one group, the owner included.
+pub const MAX_GROUP_MEMBERS: usize = 1000;
+/// Most groups one user may be a member of.
+pub const MAX_GROUPS_PER_USER: usize = 1000;
+/// Longest group name, in bytes of UTF-8.
+pub const MAX_GROUP_NAME_BYTES: usize = 100;
+/// Most userIDs in one `addGroupMember` / `deleteGroupMember` call.
+pub const MAX_MEMBER_CHANGE: usize = 500;
+/// Most members one `getGroupMemberList` page returns.
+pub const MAX_MEMBER_PAGE: usize = 100;

@@ -215,3 +215,231 @@ pub(crate) async fn account_check(
     Json(json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "ResultItem": results}))
         .into_response()
 }
+
+/// Authorizes the request and parses its JSON body.
+fn admin_body(state: &AppState, query: &AdminQuery, body: &Bytes) -> Result<Value, Response> {
+    authorize(state, query)?;
+    body_json(body)
+}
+
+fn ok(mut extra: Value) -> Response {
+    extra["ActionStatus"] = json!("OK");
+    extra["ErrorCode"] = json!(0);
+    extra["ErrorInfo"] = json!("");
+    Json(extra).into_response()
+}
+
+fn refused(refusal: &beckon_core::Refusal) -> Response {
+    let status = match refusal.code {
+        ErrorCode::UnknownGroup => StatusCode::NOT_FOUND,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    fail(status, refusal.code, refusal.message.clone())
+}
+
+fn string_field<'a>(body: &'a Value, key: &str) -> Result<&'a str, Response> {
+    body.get(key).and_then(Value::as_str).ok_or_else(|| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidParameter,
+            format!("{key} (string) is required"),
+        )
+    })
+}
+
+/// `[{"Member_Account": "bob"}, ...]` → userIDs.
+fn member_accounts(body: &Value, key: &str) -> Result<Vec<String>, Response> {
+    let Some(list) = body.get(key).and_then(Value::as_array) else {
+        return Ok(Vec::new());
+    };
+    list.iter()
+        .map(|m| {
+            m.get("Member_Account")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| {
+            fail(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidParameter,
+                format!("{key} entries need Member_Account"),
+            )
+        })
+}
+
+/// Tencent REST type names, mapped to the SDK's (`Work` is `Private`, `Meeting` is `ChatRoom`).
+fn group_kind(rest: Option<&str>) -> Option<String> {
+    rest.map(|kind| match kind {
+        "Work" => "Private".to_owned(),
+        "Meeting" => "ChatRoom".to_owned(),
+        other => other.to_owned(),
+    })
+}
+
+macro_rules! try_response {
+    ($e:expr) => {
+        match $e {
+            Ok(value) => value,
+            Err(response) => return response,
+        }
+    };
+}
+
+/// `group_open_http_svc/create_group`: `{Owner_Account, Type?, GroupId?, Name, MemberList?}`.
+pub(crate) async fn create_group(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<AdminQuery>,
+    body: Bytes,
+) -> Response {
+    let body = try_response!(admin_body(&state, &query, &body));
+    let owner = try_response!(string_field(&body, "Owner_Account"));
+    let name = try_response!(string_field(&body, "Name"));
+    let members = try_response!(member_accounts(&body, "MemberList"));
+    if !state.service.user_exists(owner) {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::UnknownUser,
+            format!("no account for owner {owner:?}"),
+        );
+    }
+    let params = beckon_proto::frames::CreateGroupParams {
+        group_id: body
+            .get("GroupId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        name: name.to_owned(),
+        kind: group_kind(body.get("Type").and_then(Value::as_str)),
+        member_list: members
+            .into_iter()
+            .map(|user_id| beckon_proto::frames::MemberRef { user_id })
+            .collect(),
+    };
+    let actor = crate::service::Actor {
+        user_id: owner.to_owned(),
+        instance_id: String::new(),
+    };
+    match state.service.create_group(&actor, params).await {
+        Ok(group) => ok(json!({"GroupId": group.group_id})),
+        Err(refusal) => refused(&refusal),
+    }
+}
+
+/// `group_open_http_svc/add_group_member`: `{GroupId, MemberList: [{Member_Account}]}`.
+pub(crate) async fn add_group_member(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<AdminQuery>,
+    body: Bytes,
+) -> Response {
+    let body = try_response!(admin_body(&state, &query, &body));
+    let group_id = try_response!(string_field(&body, "GroupId")).to_owned();
+    let users = try_response!(member_accounts(&body, "MemberList"));
+    let owner = match state.service.owner_of(&group_id) {
+        Ok(owner) => owner,
+        Err(refusal) => return refused(&refusal),
+    };
+    let params = beckon_proto::frames::GroupMembersParams {
+        group_id,
+        user_id_list: users,
+    };
+    match state.service.add_group_members(&owner, params).await {
+        Ok((added, existed)) => {
+            let list: Vec<Value> = added
+                .iter()
+                .map(|u| json!({"Member_Account": u, "Result": 1}))
+                .chain(
+                    existed
+                        .iter()
+                        .map(|u| json!({"Member_Account": u, "Result": 2})),
+                )
+                .collect();
+            ok(json!({"MemberList": list}))
+        }
+        Err(refusal) => refused(&refusal),
+    }
+}
+
+/// `group_open_http_svc/delete_group_member`: `{GroupId, MemberToDel_Account: [..]}`.
+pub(crate) async fn delete_group_member(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<AdminQuery>,
+    body: Bytes,
+) -> Response {
+    let body = try_response!(admin_body(&state, &query, &body));
+    let group_id = try_response!(string_field(&body, "GroupId")).to_owned();
+    let Some(users) = body
+        .get("MemberToDel_Account")
+        .and_then(Value::as_array)
+        .and_then(|list| {
+            list.iter()
+                .map(|u| u.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+        })
+    else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidParameter,
+            "MemberToDel_Account (list of strings) is required",
+        );
+    };
+    let owner = match state.service.owner_of(&group_id) {
+        Ok(owner) => owner,
+        Err(refusal) => return refused(&refusal),
+    };
+    let params = beckon_proto::frames::GroupMembersParams {
+        group_id,
+        user_id_list: users,
+    };
+    match state.service.delete_group_members(&owner, params).await {
+        Ok(_) => ok(json!({})),
+        Err(refusal) => refused(&refusal),
+    }
+}
+
+/// `group_open_http_svc/destroy_group`: `{GroupId}`.
+pub(crate) async fn destroy_group(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<AdminQuery>,
+    body: Bytes,
+) -> Response {
+    let body = try_response!(admin_body(&state, &query, &body));
+    let group_id = try_response!(string_field(&body, "GroupId")).to_owned();
+    let owner = match state.service.owner_of(&group_id) {
+        Ok(owner) => owner,
+        Err(refusal) => return refused(&refusal),
+    };
+    match state.service.dismiss_group(&owner, &group_id).await {
+        Ok(()) => ok(json!({})),
+        Err(refusal) => refused(&refusal),
+    }
+}
+
+/// `group_open_http_svc/get_group_member_info`: `{GroupId}` → every member.
+pub(crate) async fn get_group_member_info(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<AdminQuery>,
+    body: Bytes,
+) -> Response {
+    let body = try_response!(admin_body(&state, &query, &body));
+    let group_id = try_response!(string_field(&body, "GroupId")).to_owned();
+    let owner = match state.service.owner_of(&group_id) {
+        Ok(owner) => owner,
+        Err(refusal) => return refused(&refusal),
+    };
+    match state.service.group_members(
+        &owner,
+        &group_id,
+        0,
+        beckon_proto::limits::MAX_GROUP_MEMBERS,
+    ) {
+        Ok(members) => {
+            let list: Vec<Value> = members
+                .iter()
+                .map(|m| json!({"Member_Account": m.user_id, "Role": m.role, "JoinTime": m.join_time}))
+                .collect();
+            ok(json!({"MemberNum": list.len(), "MemberList": list}))
+        }
+        Err(refusal) => refused(&refusal),
+    }
+}

@@ -35,6 +35,26 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/v4/im_open_login_svc/account_check",
             post(crate::admin::account_check),
         )
+        .route(
+            "/v4/group_open_http_svc/create_group",
+            post(crate::admin::create_group),
+        )
+        .route(
+            "/v4/group_open_http_svc/add_group_member",
+            post(crate::admin::add_group_member),
+        )
+        .route(
+            "/v4/group_open_http_svc/delete_group_member",
+            post(crate::admin::delete_group_member),
+        )
+        .route(
+            "/v4/group_open_http_svc/destroy_group",
+            post(crate::admin::destroy_group),
+        )
+        .route(
+            "/v4/group_open_http_svc/get_group_member_info",
+            post(crate::admin::get_group_member_info),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(
             limits::MAX_FRAME_BYTES,
         ))

@@ -28,12 +28,20 @@ pub struct Actor {
 }
 
 /// The signaling service shared by every connection.
+///
+/// Lock order, to stay free of deadlocks: `groups`, then an invitation shard, then
+/// `group_invites`.
 pub struct Service {
-    store: Store,
+    pub(crate) store: Store,
     settings: Settings,
     shards: Vec<Mutex<HashMap<String, Invitation>>>,
     users: RwLock<HashSet<String>>,
     timers: mpsc::UnboundedSender<TimerCommand>,
+    /// Live groups. Group changes hold it for writing while they withdraw leavers from active
+    /// invitations, so membership and ringing never disagree.
+    pub(crate) groups: RwLock<crate::groups::GroupTable>,
+    /// Active invitations per group, for withdrawing members who leave.
+    pub(crate) group_invites: Mutex<HashMap<String, HashSet<String>>>,
 }
 
 /// An accepted command whose store job is queued; resolve it to learn the final result.
@@ -90,6 +98,7 @@ impl Service {
         settings: Settings,
     ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<TimerCommand>), StoreError> {
         let users: HashSet<String> = store.users().await?.into_iter().collect();
+        let groups = crate::groups::GroupTable::new(store.groups().await?);
         let active = store.active_invitations().await?;
         let (timers, timer_rx) = mpsc::unbounded_channel();
         let service = Arc::new(Self {
@@ -98,6 +107,8 @@ impl Service {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             users: RwLock::new(users),
             timers,
+            groups: RwLock::new(groups),
+            group_invites: Mutex::new(HashMap::new()),
         });
         tracing::info!(active = active.len(), "loaded active invitations");
         for invitation in active {
@@ -105,6 +116,7 @@ impl Service {
                 invite_id: invitation.invite_id.clone(),
                 deadline_ms: invitation.deadline_ms,
             });
+            service.track_group_invite(&invitation);
             if let Ok(mut shard) = service.shards[shard_of(&invitation.invite_id)].lock() {
                 shard.insert(invitation.invite_id.clone(), invitation);
             }
@@ -212,13 +224,17 @@ impl Service {
             offline_push_info,
             invite_message_id: uuid::Uuid::new_v4().to_string(),
         };
-        self.create(actor, new)
+        let participants = vec![actor.user_id.clone(), new.invitees[0].clone()];
+        self.create(actor, new, participants)
     }
 
-    fn create(
+    /// Creates an invitation whose history goes to `participants`. Group callers hold the
+    /// groups lock across this call.
+    pub(crate) fn create(
         self: &Arc<Self>,
         actor: &Actor,
         new: NewInvitation,
+        participants: Vec<String>,
     ) -> Result<PendingCommit, Refusal> {
         let invite_id = new.invite_id.clone();
         let mut shard = self.lock_shard(&invite_id)?;
@@ -229,7 +245,8 @@ impl Service {
             ));
         }
         let transition = create(new, crate::now_ms(), self.settings)?;
-        let commit = self.carry_out(Some(actor), &transition, true);
+        let commit = self.carry_out(Some(actor), &transition, true, participants);
+        self.track_group_invite(&transition.invitation);
         shard.insert(invite_id.clone(), transition.invitation);
         drop(shard);
         Ok(PendingCommit {
@@ -251,6 +268,7 @@ impl Service {
             CommandKind::Cancel { .. } => ErrorCode::CancelNotActive,
             _ => ErrorCode::InvitationNotActive,
         };
+        let groups = self.read_groups()?;
         let mut shard = self.lock_shard(invite_id)?;
         let Some(current) = shard.get(invite_id) else {
             return Err(Refusal::new(
@@ -263,9 +281,11 @@ impl Service {
             kind,
         };
         let transition = apply(current, &command, crate::now_ms())?;
-        let commit = self.carry_out(Some(actor), &transition, false);
-        store_transition(&mut shard, transition.invitation);
+        let participants = groups.participants(current);
+        let commit = self.carry_out(Some(actor), &transition, false, participants);
+        self.store_transition(&mut shard, transition.invitation);
         drop(shard);
+        drop(groups);
         Ok(PendingCommit {
             commit,
             invite_id: invite_id.to_owned(),
@@ -276,6 +296,9 @@ impl Service {
 
     /// Called by the timer when an invitation's deadline is due.
     pub(crate) fn deadline_reached(&self, invite_id: &str, deadline_ms: u64) {
+        let Ok(groups) = self.read_groups() else {
+            return;
+        };
         let Ok(mut shard) = self.lock_shard(invite_id) else {
             return;
         };
@@ -300,9 +323,11 @@ impl Service {
         };
         match apply(current, &command, now) {
             Ok(transition) => {
-                let commit = self.carry_out(None, &transition, false);
-                store_transition(&mut shard, transition.invitation);
+                let participants = groups.participants(current);
+                let commit = self.carry_out(None, &transition, false, participants);
+                self.store_transition(&mut shard, transition.invitation);
                 drop(shard);
+                drop(groups);
                 let invite_id = invite_id.to_owned();
                 tokio::spawn(async move {
                     if let Ok(Err(error)) = commit.await {
@@ -316,12 +341,14 @@ impl Service {
         }
     }
 
-    /// Queues the store job and timer change for a transition. Must run under the shard lock.
-    fn carry_out(
+    /// Queues the store job and timer change for a transition; history goes to
+    /// `participants`. Must run under the shard lock.
+    pub(crate) fn carry_out(
         &self,
         actor: Option<&Actor>,
         transition: &Transition,
         insert: bool,
+        participants: Vec<String>,
     ) -> oneshot::Receiver<Result<JobReport, StoreError>> {
         let invitation = &transition.invitation;
         let effects = &transition.effects;
@@ -336,7 +363,6 @@ impl Service {
                 resolved: effects.resolved.clone(),
             }
         });
-        let participants = participants(invitation);
         match &effects.history {
             Some(HistoryEffect::Append {
                 from,
@@ -349,7 +375,7 @@ impl Service {
                     uuid::Uuid::new_v4().to_string()
                 },
                 conversation: invitation.conversation(),
-                participants: participants.clone(),
+                participants,
                 from: from.clone(),
                 time: crate::now_ms() / 1000,
                 payload_data: payload.to_payload_data(),
@@ -361,7 +387,7 @@ impl Service {
             }) => ops.push(WriteOp::RewriteMessage {
                 message_id: message_id.clone(),
                 payload_data: payload.to_payload_data(),
-                participants: participants.clone(),
+                participants,
                 modified_by: actor.map(|a| a.user_id.clone()).unwrap_or_default(),
             }),
             None => {}
@@ -399,7 +425,7 @@ impl Service {
         });
     }
 
-    fn lock_shard(
+    pub(crate) fn lock_shard(
         &self,
         invite_id: &str,
     ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Invitation>>, Refusal> {
@@ -423,10 +449,10 @@ impl Service {
         conversation_id: &str,
     ) -> Result<ConversationRef, Refusal> {
         match ConversationRef::from_conversation_id(reader, conversation_id) {
-            Some(ConversationRef::Group { .. }) => Err(Refusal::new(
-                ErrorCode::UnknownConversation,
-                format!("unknown conversation {conversation_id:?}"),
-            )),
+            Some(ConversationRef::Group { group_id }) => {
+                self.read_groups()?.member_group(reader, &group_id)?;
+                Ok(ConversationRef::Group { group_id })
+            }
             Some(conversation) => Ok(conversation),
             None => Err(Refusal::new(
                 ErrorCode::InvalidParameter,
@@ -459,22 +485,60 @@ impl Service {
     }
 }
 
-fn store_transition(shard: &mut HashMap<String, Invitation>, invitation: Invitation) {
-    if invitation.is_active() {
-        shard.insert(invitation.invite_id.clone(), invitation);
-    } else {
-        shard.remove(&invitation.invite_id);
+impl Service {
+    /// Keeps the in-memory table in step with a transition.
+    pub(crate) fn store_transition(
+        &self,
+        shard: &mut HashMap<String, Invitation>,
+        invitation: Invitation,
+    ) {
+        if invitation.is_active() {
+            shard.insert(invitation.invite_id.clone(), invitation);
+        } else {
+            if !invitation.group_id.is_empty() {
+                if let Ok(mut index) = self.group_invites.lock() {
+                    if let Some(set) = index.get_mut(&invitation.group_id) {
+                        set.remove(&invitation.invite_id);
+                        if set.is_empty() {
+                            index.remove(&invitation.group_id);
+                        }
+                    }
+                }
+            }
+            shard.remove(&invitation.invite_id);
+        }
+    }
+
+    fn track_group_invite(&self, invitation: &Invitation) {
+        if invitation.group_id.is_empty() || !invitation.is_active() {
+            return;
+        }
+        if let Ok(mut index) = self.group_invites.lock() {
+            index
+                .entry(invitation.group_id.clone())
+                .or_default()
+                .insert(invitation.invite_id.clone());
+        }
+    }
+
+    pub(crate) fn read_groups(
+        &self,
+    ) -> Result<std::sync::RwLockReadGuard<'_, crate::groups::GroupTable>, Refusal> {
+        self.groups
+            .read()
+            .map_err(|_| Refusal::new(ErrorCode::Internal, "group table lock poisoned"))
+    }
+
+    pub(crate) fn write_groups(
+        &self,
+    ) -> Result<std::sync::RwLockWriteGuard<'_, crate::groups::GroupTable>, Refusal> {
+        self.groups
+            .write()
+            .map_err(|_| Refusal::new(ErrorCode::Internal, "group table lock poisoned"))
     }
 }
 
-/// Users who see the invitation's history: both parties of a one-to-one invitation.
-fn participants(invitation: &Invitation) -> Vec<String> {
-    std::iter::once(invitation.inviter.clone())
-        .chain(invitation.invitees.iter().map(|i| i.user_id.clone()))
-        .collect()
-}
-
-fn check_offline_push_info(
+pub(crate) fn check_offline_push_info(
     info: &beckon_proto::frames::OfflinePushInfo,
 ) -> Result<serde_json::Value, Refusal> {
     let value = serde_json::to_value(info)

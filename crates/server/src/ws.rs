@@ -415,15 +415,25 @@ async fn handle_frame(
             Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
         op::INVITE_IN_GROUP => match parse::<InviteInGroupParams>(op_name, params) {
-            Ok(params) => Step::Reply(result_err(
-                id,
-                &Refusal::new(
-                    ErrorCode::UnknownGroup,
-                    format!("unknown group {:?}", params.group_id),
-                ),
-            )),
+            Ok(params) => commit_step(id, service.invite_in_group(&actor, params).await),
             Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
+        op::CREATE_GROUP
+        | op::GET_GROUP_PROFILE
+        | op::GET_GROUP_MEMBER_LIST
+        | op::GET_GROUP_LIST
+        | op::ADD_GROUP_MEMBER
+        | op::DELETE_GROUP_MEMBER
+        | op::QUIT_GROUP
+        | op::DISMISS_GROUP => {
+            // Group changes are rare; answering them in order keeps a following
+            // inviteInGroup from overtaking the change it depends on.
+            let result = group_op(service, &actor, op_name, params).await;
+            Step::Reply(match result {
+                Ok(data) => result_ok(id, data),
+                Err(refusal) => result_err(id, &refusal),
+            })
+        }
         op::CANCEL | op::ACCEPT | op::REJECT => match parse::<ActionParams>(op_name, params) {
             Ok(params) => {
                 let data = params.data.unwrap_or_default();
@@ -518,7 +528,84 @@ async fn handle_frame(
     }
 }
 
-const KNOWN_OPS: [&str; 11] = [
+async fn group_op(
+    service: &Arc<crate::Service>,
+    actor: &Actor,
+    op_name: &str,
+    params: Value,
+) -> Result<Value, Refusal> {
+    use beckon_proto::frames::{
+        CreateGroupParams, GroupIdParams, GroupMemberListParams, GroupMembersParams,
+    };
+    match op_name {
+        op::CREATE_GROUP => {
+            let params: CreateGroupParams = parse(op_name, params)?;
+            let group = service.create_group(actor, params).await?;
+            Ok(serde_json::json!({ "group": group }))
+        }
+        op::GET_GROUP_PROFILE => {
+            let params: GroupIdParams = parse(op_name, params)?;
+            let group = service.group_profile(actor, &params.group_id)?;
+            Ok(serde_json::json!({ "group": group }))
+        }
+        op::GET_GROUP_MEMBER_LIST => {
+            let params: GroupMemberListParams = parse(op_name, params)?;
+            let count = match params.count {
+                None => limits::MAX_MEMBER_PAGE,
+                Some(n) if (1..=limits::MAX_MEMBER_PAGE as u64).contains(&n) => n as usize,
+                Some(n) => {
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidParameter,
+                        format!("count must be 1 to {}, got {n}", limits::MAX_MEMBER_PAGE),
+                    ))
+                }
+            };
+            let offset = usize::try_from(params.offset.unwrap_or(0)).unwrap_or(usize::MAX);
+            let members = service.group_members(actor, &params.group_id, offset, count)?;
+            Ok(serde_json::json!({ "memberList": members }))
+        }
+        op::GET_GROUP_LIST => Ok(serde_json::json!({ "groupList": service.group_list(actor)? })),
+        op::ADD_GROUP_MEMBER => {
+            let params: GroupMembersParams = parse(op_name, params)?;
+            let group_id = params.group_id.clone();
+            let (added, existed) = service.add_group_members(actor, params).await?;
+            let group = service.group_profile(actor, &group_id)?;
+            Ok(serde_json::json!({
+                "successUserIDList": added,
+                "failureUserIDList": [],
+                "existedUserIDList": existed,
+                "group": group,
+            }))
+        }
+        op::DELETE_GROUP_MEMBER => {
+            let params: GroupMembersParams = parse(op_name, params)?;
+            let group_id = params.group_id.clone();
+            let removed = service.delete_group_members(actor, params).await?;
+            let group = service.group_profile(actor, &group_id)?;
+            Ok(serde_json::json!({ "group": group, "userIDList": removed }))
+        }
+        op::QUIT_GROUP => {
+            let params: GroupIdParams = parse(op_name, params)?;
+            service.quit_group(actor, &params.group_id).await?;
+            Ok(serde_json::json!({ "groupID": params.group_id }))
+        }
+        _ => {
+            let params: GroupIdParams = parse(op_name, params)?;
+            service.dismiss_group(actor, &params.group_id).await?;
+            Ok(serde_json::json!({ "groupID": params.group_id }))
+        }
+    }
+}
+
+const KNOWN_OPS: [&str; 19] = [
+    op::CREATE_GROUP,
+    op::GET_GROUP_PROFILE,
+    op::GET_GROUP_MEMBER_LIST,
+    op::GET_GROUP_LIST,
+    op::ADD_GROUP_MEMBER,
+    op::DELETE_GROUP_MEMBER,
+    op::QUIT_GROUP,
+    op::DISMISS_GROUP,
     op::LOGOUT,
     op::INVITE,
     op::INVITE_IN_GROUP,

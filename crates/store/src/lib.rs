@@ -203,6 +203,17 @@ impl Store {
         self.read(|conn, _| reader::users(conn)).await
     }
 
+    /// Every live group with its members.
+    pub async fn groups(&self) -> Result<Vec<beckon_core::Group>, StoreError> {
+        self.read(|conn, _| reader::groups(conn)).await
+    }
+
+    /// Whether a group with this ID was ever created (dismissed ones included).
+    pub async fn group_id_used(&self, group_id: String) -> Result<bool, StoreError> {
+        self.read(move |conn, _| reader::group_id_used(conn, &group_id))
+            .await
+    }
+
     /// Whether an invitation with this ID was ever stored.
     pub async fn invitation_exists(&self, invite_id: String) -> Result<bool, StoreError> {
         self.read(move |conn, _| reader::invitation_exists(conn, &invite_id))

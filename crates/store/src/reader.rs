@@ -229,3 +229,62 @@ pub(crate) fn messages(
         is_completed,
     }))
 }
+
+pub(crate) fn groups(conn: &Connection) -> Result<Vec<beckon_core::Group>, StoreError> {
+    let mut groups: Vec<beckon_core::Group> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT group_id, name, kind, owner, created_ms FROM groups WHERE dismissed = 0",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok(beckon_core::Group {
+            group_id: row.get(0)?,
+            name: row.get(1)?,
+            kind: row.get(2)?,
+            owner: row.get(3)?,
+            members: Vec::new(),
+            created_at_ms: row.get::<_, i64>(4)? as u64,
+        })
+    })?;
+    for group in rows {
+        let group = group?;
+        index.insert(group.group_id.clone(), groups.len());
+        groups.push(group);
+    }
+    // Members joined in one request share a time; the user ID then keeps the order stable.
+    let mut stmt = conn.prepare(
+        "SELECT group_id, user_id, joined_ms FROM group_members ORDER BY joined_ms, user_id",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, String>(1)?,
+            row.get::<_, i64>(2)? as u64,
+        ))
+    })?;
+    for row in rows {
+        let (group_id, user_id, joined_at_ms) = row?;
+        if let Some(&i) = index.get(&group_id) {
+            groups[i].members.push(beckon_core::Member {
+                user_id,
+                joined_at_ms,
+            });
+        }
+    }
+    // The owner is listed first, as when the group was made.
+    for group in &mut groups {
+        if let Some(pos) = group.members.iter().position(|m| m.user_id == group.owner) {
+            let owner = group.members.remove(pos);
+            group.members.insert(0, owner);
+        }
+    }
+    Ok(groups)
+}
+
+pub(crate) fn group_id_used(conn: &Connection, group_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM groups WHERE group_id = ?1")?
+        .query_row([group_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}

@@ -54,6 +54,21 @@ pub enum WriteOp {
     },
     /// Sends one event.
     Notify(Notification),
+    /// Stores a new group; if the ID was ever used the whole job is skipped and reported as a
+    /// conflict.
+    CreateGroup { group: beckon_core::Group },
+    /// Adds members to a group.
+    AddMembers {
+        group_id: String,
+        members: Vec<beckon_core::Member>,
+    },
+    /// Removes members from a group.
+    RemoveMembers {
+        group_id: String,
+        user_ids: Vec<String>,
+    },
+    /// Marks a group dismissed and drops its members.
+    DismissGroup { group_id: String },
     /// Clears a user's unread count in a conversation.
     MarkRead {
         user_id: String,
@@ -389,6 +404,40 @@ impl Numbers {
                         now,
                     )?;
                 }
+                WriteOp::CreateGroup { group } => {
+                    let inserted = tx
+                        .prepare_cached(
+                            "INSERT INTO groups(group_id, name, kind, owner, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                             ON CONFLICT(group_id) DO NOTHING",
+                        )?
+                        .execute(params![
+                            group.group_id,
+                            group.name,
+                            group.kind,
+                            group.owner,
+                            group.created_at_ms as i64
+                        ])?;
+                    if inserted == 0 {
+                        report.conflict = true;
+                        return Ok(report);
+                    }
+                    insert_members(tx, &group.group_id, &group.members)?;
+                }
+                WriteOp::AddMembers { group_id, members } => insert_members(tx, group_id, members)?,
+                WriteOp::RemoveMembers { group_id, user_ids } => {
+                    let mut delete = tx.prepare_cached(
+                        "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2",
+                    )?;
+                    for user in user_ids {
+                        delete.execute(params![group_id, user])?;
+                    }
+                }
+                WriteOp::DismissGroup { group_id } => {
+                    tx.prepare_cached("UPDATE groups SET dismissed = 1 WHERE group_id = ?1")?
+                        .execute([group_id])?;
+                    tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
+                        .execute([group_id])?;
+                }
                 WriteOp::MarkRead {
                     user_id,
                     conversation,
@@ -478,6 +527,24 @@ impl Numbers {
         *head += 1;
         Ok(*head)
     }
+}
+
+fn insert_members(
+    tx: &Connection,
+    group_id: &str,
+    members: &[beckon_core::Member],
+) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO group_members(group_id, user_id, joined_ms) VALUES (?1, ?2, ?3)",
+    )?;
+    for member in members {
+        insert.execute(params![
+            group_id,
+            member.user_id,
+            member.joined_at_ms as i64
+        ])?;
+    }
+    Ok(())
 }
 
 fn invitation_json(invitation: &Invitation) -> Result<String, StoreError> {

@@ -29,8 +29,7 @@ fn created(invitees: &[&str], timeout: u64) -> Invitation {
         NOW,
         Settings::default(),
     )
-    .map(|t| t.invitation)
-    .unwrap_or_else(|r| panic!("create refused: {r}"))
+    .map_or_else(|r| panic!("create refused: {r}"), |t| t.invitation)
 }
 
 fn cmd(actor: &str, kind: CommandKind) -> Command {
@@ -429,4 +428,85 @@ fn exclude_flags_read_values() {
         out.effects.history,
         Some(HistoryEffect::Append { excluded: true, .. })
     ));
+}
+
+#[test]
+fn withdrawn_members_stop_ringing_and_others_learn_who_left() {
+    let inv = created(&["bob", "carol", "dave"], 30);
+    let kind = CommandKind::Withdraw {
+        users: vec!["carol".into()],
+        reason: WithdrawReason::MemberQuit,
+    };
+    let t = apply(&inv, &cmd("", kind), NOW).unwrap();
+    assert_eq!(
+        t.invitation.state_of("carol"),
+        Some(InviteeState::Cancelled)
+    );
+    assert!(t.invitation.is_active());
+    let n = &t.effects.notifications;
+    assert_eq!(
+        (n[0].recipient.as_str(), n[0].name),
+        ("carol", event::INVITATION_CANCELLED)
+    );
+    assert_eq!(n[0].data["reason"], "memberQuit");
+    let told: Vec<_> = n[1..]
+        .iter()
+        .map(|n| (n.recipient.as_str(), n.name))
+        .collect();
+    assert_eq!(
+        told,
+        vec![
+            ("alice", event::INVITEE_REJECTED),
+            ("bob", event::INVITEE_REJECTED),
+            ("dave", event::INVITEE_REJECTED)
+        ]
+    );
+    assert_eq!(n[1].data["invitee"], "carol");
+    let Some(HistoryEffect::Append { payload, .. }) = &t.effects.history else {
+        panic!()
+    };
+    assert_eq!(
+        (payload.action_type, payload.invitee_list.clone()),
+        (2, vec!["carol".to_owned()])
+    );
+    // Someone not pending is not withdrawn again.
+    let again = CommandKind::Withdraw {
+        users: vec!["carol".into()],
+        reason: WithdrawReason::MemberRemoved,
+    };
+    assert!(apply(&t.invitation, &cmd("", again), NOW).is_err());
+}
+
+#[test]
+fn inviter_leaving_or_dismissal_cancels_for_everyone() {
+    let inv = created(&["bob", "carol"], 30);
+    let kind = CommandKind::Withdraw {
+        users: vec!["alice".into()],
+        reason: WithdrawReason::MemberQuit,
+    };
+    let t = apply(&inv, &cmd("", kind), NOW).unwrap();
+    assert!(!t.invitation.is_active());
+    assert_eq!(t.effects.deadline, DeadlineEffect::Clear);
+    let names: Vec<_> = t
+        .effects
+        .notifications
+        .iter()
+        .map(|n| (n.recipient.as_str(), n.name))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("bob", event::INVITATION_CANCELLED),
+            ("carol", event::INVITATION_CANCELLED),
+            ("alice", event::INVITATION_CANCELLED)
+        ]
+    );
+    assert_eq!(t.effects.notifications[2].data["reason"], "inviterLeft");
+    let dismissed = CommandKind::Withdraw {
+        users: Vec::new(),
+        reason: WithdrawReason::GroupDismissed,
+    };
+    let d = apply(&inv, &cmd("", dismissed), NOW).unwrap();
+    assert!(!d.invitation.is_active());
+    assert_eq!(d.effects.notifications[0].data["reason"], "groupDismissed");
 }
