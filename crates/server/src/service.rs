@@ -111,15 +111,36 @@ impl Service {
             group_invites: Mutex::new(HashMap::new()),
         });
         tracing::info!(active = active.len(), "loaded active invitations");
+        let now = crate::now_ms();
+        let mut overdue = Vec::new();
         for invitation in active {
-            let _ = service.timers.send(TimerCommand::Set {
-                invite_id: invitation.invite_id.clone(),
-                deadline_ms: invitation.deadline_ms,
-            });
+            if invitation.deadline_ms <= now {
+                overdue.push((invitation.invite_id.clone(), invitation.deadline_ms));
+            } else {
+                let _ = service.timers.send(TimerCommand::Set {
+                    invite_id: invitation.invite_id.clone(),
+                    deadline_ms: invitation.deadline_ms,
+                });
+            }
             service.track_group_invite(&invitation);
             if let Ok(mut shard) = service.shards[shard_of(&invitation.invite_id)].lock() {
                 shard.insert(invitation.invite_id.clone(), invitation);
             }
+        }
+        // Deadlines that passed while the server was down are applied and committed before
+        // it serves anyone, so no login sees them as still pending.
+        let commits: Vec<_> = overdue
+            .iter()
+            .filter_map(|(invite_id, deadline_ms)| service.fire_deadline(invite_id, *deadline_ms))
+            .collect();
+        if !commits.is_empty() {
+            tracing::info!(
+                count = commits.len(),
+                "timing out invitations whose deadline passed while stopped"
+            );
+        }
+        for commit in commits {
+            commit.await.map_err(|_| StoreError::WriterStopped)??;
         }
         Ok((service, timer_rx))
     }
@@ -296,17 +317,28 @@ impl Service {
 
     /// Called by the timer when an invitation's deadline is due.
     pub(crate) fn deadline_reached(&self, invite_id: &str, deadline_ms: u64) {
-        let Ok(groups) = self.read_groups() else {
-            return;
-        };
-        let Ok(mut shard) = self.lock_shard(invite_id) else {
-            return;
-        };
-        let Some(current) = shard.get(invite_id) else {
-            return;
-        };
+        if let Some(commit) = self.fire_deadline(invite_id, deadline_ms) {
+            let invite_id = invite_id.to_owned();
+            tokio::spawn(async move {
+                if let Ok(Err(error)) = commit.await {
+                    tracing::error!(%error, %invite_id, "storing a timeout failed");
+                }
+            });
+        }
+    }
+
+    /// Applies the timeout of an invitation whose deadline is due; the commit to wait for, if
+    /// anything was applied.
+    fn fire_deadline(
+        &self,
+        invite_id: &str,
+        deadline_ms: u64,
+    ) -> Option<oneshot::Receiver<Result<JobReport, StoreError>>> {
+        let groups = self.read_groups().ok()?;
+        let mut shard = self.lock_shard(invite_id).ok()?;
+        let current = shard.get(invite_id)?;
         if current.deadline_ms != deadline_ms {
-            return;
+            return None;
         }
         let now = crate::now_ms();
         if now < deadline_ms {
@@ -315,7 +347,7 @@ impl Service {
                 invite_id: invite_id.to_owned(),
                 deadline_ms,
             });
-            return;
+            return None;
         }
         let command = Command {
             actor: String::new(),
@@ -326,17 +358,11 @@ impl Service {
                 let participants = groups.participants(current);
                 let commit = self.carry_out(None, &transition, false, participants);
                 self.store_transition(&mut shard, transition.invitation);
-                drop(shard);
-                drop(groups);
-                let invite_id = invite_id.to_owned();
-                tokio::spawn(async move {
-                    if let Ok(Err(error)) = commit.await {
-                        tracing::error!(%error, %invite_id, "storing a timeout failed");
-                    }
-                });
+                Some(commit)
             }
             Err(refusal) => {
                 tracing::warn!(%refusal, %invite_id, "deadline reached but timeout refused");
+                None
             }
         }
     }
