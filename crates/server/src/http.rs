@@ -23,6 +23,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(WS_PATH, get(upgrade))
         .route("/healthz", get(healthz))
+        .route("/dev/usersig", get(crate::dev::usersig))
+        .route("/dev/users", get(crate::dev::users))
         .route(
             "/v4/im_open_login_svc/account_import",
             post(crate::admin::account_import),

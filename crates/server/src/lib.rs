@@ -6,6 +6,7 @@
 //! the black-box tests start on `127.0.0.1:0`.
 
 mod admin;
+mod dev;
 mod groups;
 mod http;
 mod registry;
@@ -48,6 +49,9 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// The identifier whose UserSig authorizes admin HTTP requests.
     pub admin_identifier: String,
+    /// Dev mode: `/dev/usersig` mints UserSigs for anyone and `/dev/users` lists accounts, for
+    /// the demo page. Never for production.
+    pub dev_mode: bool,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +69,7 @@ impl Default for ServerConfig {
             rate_limit_per_second: 200,
             max_in_flight: 64,
             admin_identifier: "administrator".into(),
+            dev_mode: false,
         }
     }
 }

@@ -154,6 +154,14 @@ impl Service {
         self.users.read().is_ok_and(|users| users.contains(user_id))
     }
 
+    /// Up to `limit` account IDs (in no particular order).
+    pub fn user_ids(&self, limit: usize) -> Vec<String> {
+        self.users
+            .read()
+            .map(|users| users.iter().take(limit).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Creates the account if it does not exist yet (durably, before returning).
     pub async fn ensure_user(&self, user_id: &str) -> Result<(), Refusal> {
         if self.user_exists(user_id) {
