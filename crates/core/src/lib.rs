@@ -58,6 +58,9 @@ pub struct Invitation {
     /// message `modifyInvitation` rewrites.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invite_message_id: Option<String>,
+    /// Invitees who left the group: they hear nothing more of it and cannot act on it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub departed: Vec<String>,
 }
 
 impl Invitation {

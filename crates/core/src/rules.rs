@@ -197,6 +197,7 @@ pub fn create(new: NewInvitation, now_ms: u64, settings: Settings) -> Result<Tra
         created_at_ms: now_ms,
         deadline_ms: now_ms.saturating_add(lifetime_ms),
         invite_message_id: (!new.online_user_only).then_some(new.invite_message_id),
+        departed: Vec::new(),
     };
     let event_data = to_value(&invitation.new_invitation_data(now_ms, false));
     let notifications = invitation
@@ -238,14 +239,24 @@ pub fn create(new: NewInvitation, now_ms: u64, settings: Settings) -> Result<Tra
 
 /// Applies `command` to the stored invitation at `now_ms`.
 pub fn apply(inv: &Invitation, command: &Command, now_ms: u64) -> Result<Transition, Refusal> {
-    match &command.kind {
+    let mut transition = match &command.kind {
         CommandKind::Cancel { data } => cancel(inv, &command.actor, data),
         CommandKind::Accept { data } => answer(inv, &command.actor, data, InviteeState::Accepted),
         CommandKind::Reject { data } => answer(inv, &command.actor, data, InviteeState::Rejected),
         CommandKind::Modify { data } => modify(inv, &command.actor, data),
         CommandKind::Timeout => timeout(inv, now_ms),
         CommandKind::Withdraw { users, reason } => withdraw(inv, users, *reason),
+    }?;
+    // Members who had left the group hear nothing more of its invitations (those leaving
+    // with this very command still hear that they stop ringing).
+    let departed = &inv.departed;
+    if !departed.is_empty() {
+        transition
+            .effects
+            .notifications
+            .retain(|n| !departed.contains(&n.recipient));
     }
+    Ok(transition)
 }
 
 fn cancel(inv: &Invitation, actor: &str, data: &str) -> Result<Transition, Refusal> {
@@ -424,7 +435,9 @@ fn modify(inv: &Invitation, actor: &str, data: &str) -> Result<Transition, Refus
             "an online-only invitation cannot be modified",
         ));
     }
-    if actor != inv.inviter && inv.state_of(actor).is_none() {
+    if actor != inv.inviter
+        && (inv.state_of(actor).is_none() || inv.departed.iter().any(|d| d == actor))
+    {
         return Err(Refusal::new(
             ErrorCode::NoPermission,
             "only the inviter or an invitee can modify this invitation",
@@ -547,18 +560,38 @@ fn withdraw(
         ));
     }
     let whole = reason == WithdrawReason::GroupDismissed || users.contains(&inv.inviter);
+    let newly_departed: Vec<String> = inv
+        .invitees
+        .iter()
+        .map(|i| &i.user_id)
+        .filter(|user| users.contains(user) && !inv.departed.contains(user))
+        .cloned()
+        .collect();
+    if !whole && newly_departed.is_empty() {
+        return Err(Refusal::new(
+            ErrorCode::InvitationNotActive,
+            "none of these users takes part in the invitation",
+        ));
+    }
     let leaving: Vec<String> = inv
         .pending()
         .filter(|user| whole || users.iter().any(|u| u == user))
         .map(str::to_owned)
         .collect();
-    if leaving.is_empty() {
-        return Err(Refusal::new(
-            ErrorCode::InvitationNotActive,
-            "none of these users is pending",
-        ));
-    }
     let mut next = inv.clone();
+    next.departed.extend(newly_departed);
+    if leaving.is_empty() {
+        // Only members who had already answered left: nothing rings, nobody is told.
+        return Ok(Transition {
+            invitation: next,
+            effects: Effects {
+                history: None,
+                notifications: Vec::new(),
+                deadline: DeadlineEffect::Unchanged,
+                resolved: Vec::new(),
+            },
+        });
+    }
     for invitee in &mut next.invitees {
         if leaving.contains(&invitee.user_id) {
             invitee.state = InviteeState::Cancelled;
@@ -598,7 +631,9 @@ fn withdraw(
         // The others learn who left, as a refusal they already know how to handle.
         let others: Vec<&str> = std::iter::once(inv.inviter.as_str())
             .chain(inv.invitees.iter().map(|i| i.user_id.as_str()))
-            .filter(|user| !leaving.iter().any(|l| l == user))
+            .filter(|user| {
+                !leaving.iter().any(|l| l == user) && !next.departed.iter().any(|d| d == user)
+            })
             .collect();
         for leaver in &leaving {
             let data = to_value(&InviteeAnsweredData {

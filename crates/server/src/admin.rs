@@ -250,8 +250,16 @@ fn string_field<'a>(body: &'a Value, key: &str) -> Result<&'a str, Response> {
 
 /// `[{"Member_Account": "bob"}, ...]` → userIDs.
 fn member_accounts(body: &Value, key: &str) -> Result<Vec<String>, Response> {
-    let Some(list) = body.get(key).and_then(Value::as_array) else {
-        return Ok(Vec::new());
+    let list = match body.get(key) {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::InvalidParameter,
+                format!("{key} must be a list"),
+            ))
+        }
     };
     list.iter()
         .map(|m| {
@@ -344,7 +352,7 @@ pub(crate) async fn add_group_member(
         user_id_list: users,
     };
     match state.service.add_group_members(&owner, params).await {
-        Ok((added, existed)) => {
+        Ok((added, existed, _)) => {
             let list: Vec<Value> = added
                 .iter()
                 .map(|u| json!({"Member_Account": u, "Result": 1}))

@@ -170,24 +170,11 @@ impl Service {
         params: CreateGroupParams,
     ) -> Result<GroupProfile, Refusal> {
         let members: Vec<String> = params.member_list.into_iter().map(|m| m.user_id).collect();
-        check_accounts(self, &members)?;
-        let group_id = match params.group_id {
-            Some(id) => {
-                if self
-                    .store
-                    .group_id_used(id.clone())
-                    .await
-                    .map_err(|e| store_failed(&e))?
-                {
-                    return Err(Refusal::new(
-                        ErrorCode::GroupIdExists,
-                        format!("groupID {id:?} is already used"),
-                    ));
-                }
-                id
-            }
-            None => format!("@BKN#{}", uuid::Uuid::new_v4().simple()),
-        };
+        let proposed = params.group_id.is_some();
+        let group_id = params
+            .group_id
+            .unwrap_or_else(|| format!("@BKN#{}", uuid::Uuid::new_v4().simple()));
+        // Shape first (formats, sizes), then accounts, then whether the ID was ever used.
         let group = new_group(
             group_id,
             &params.name,
@@ -196,6 +183,19 @@ impl Service {
             &members,
             crate::now_ms(),
         )?;
+        check_accounts(self, &members)?;
+        if proposed
+            && self
+                .store
+                .group_id_used(group.group_id.clone())
+                .await
+                .map_err(|e| store_failed(&e))?
+        {
+            return Err(Refusal::new(
+                ErrorCode::GroupIdExists,
+                format!("groupID {:?} is already used", group.group_id),
+            ));
+        }
         let commit = {
             let mut groups = self.write_groups()?;
             if groups.by_id.contains_key(&group.group_id) {
@@ -283,20 +283,22 @@ impl Service {
         &self,
         actor: &Actor,
         params: GroupMembersParams,
-    ) -> Result<(Vec<String>, Vec<String>), Refusal> {
+    ) -> Result<(Vec<String>, Vec<String>, GroupProfile), Refusal> {
         check_member_change(&params.user_id_list)?;
         check_accounts(self, &params.user_id_list)?;
-        let (commit, added, existed) = {
+        let (commit, added, existed, profile) = {
             let mut groups = self.write_groups()?;
             let group = groups.get(&params.group_id)?;
             group.check_owner(&actor.user_id, "add members")?;
             let added = plan_additions(group, &params.user_id_list)?;
-            let existed: Vec<String> = params
+            let mut existed: Vec<String> = params
                 .user_id_list
                 .iter()
                 .filter(|u| group.is_member(u))
                 .cloned()
                 .collect();
+            existed.sort();
+            existed.dedup();
             if let Some(full) = added
                 .iter()
                 .find(|u| groups.group_count(u) >= limits::MAX_GROUPS_PER_USER)
@@ -325,10 +327,11 @@ impl Service {
                 }],
                 actor,
             ));
-            (commit, added, existed)
+            let profile = groups.get(&params.group_id)?.profile();
+            (commit, added, existed, profile)
         };
         finish_all(vec![commit]).await?;
-        Ok((added, existed))
+        Ok((added, existed, profile))
     }
 
     /// `deleteGroupMember` (owner only; not the owner). Pending invitees among them stop
@@ -337,9 +340,9 @@ impl Service {
         &self,
         actor: &Actor,
         params: GroupMembersParams,
-    ) -> Result<Vec<String>, Refusal> {
+    ) -> Result<(Vec<String>, GroupProfile), Refusal> {
         check_member_change(&params.user_id_list)?;
-        let (commits, removed) = {
+        let (commits, removed, profile) = {
             let mut groups = self.write_groups()?;
             let group = groups.get(&params.group_id)?;
             group.check_owner(&actor.user_id, "remove members")?;
@@ -369,10 +372,11 @@ impl Service {
                 }],
                 actor,
             )));
-            (commits, removed)
+            let profile = groups.get(&params.group_id)?.profile();
+            (commits, removed, profile)
         };
         finish_all(commits).await?;
-        Ok(removed)
+        Ok((removed, profile))
     }
 
     /// `quitGroup` (not the owner). Pending invitations of the caller in the group stop

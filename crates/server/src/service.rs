@@ -452,7 +452,9 @@ impl Service {
     /// Drops an invitation whose creation the store refused.
     fn forget(&self, invite_id: &str) {
         if let Ok(mut shard) = self.lock_shard(invite_id) {
-            shard.remove(invite_id);
+            if let Some(invitation) = shard.remove(invite_id) {
+                self.untrack_group_invite(&invitation);
+            }
         }
         let _ = self.timers.send(TimerCommand::Clear {
             invite_id: invite_id.to_owned(),
@@ -476,15 +478,20 @@ impl Service {
             .sum()
     }
 
-    /// A reader's conversation, refused when the reader is not part of it.
+    /// A reader's conversation. Reading a group's history needs current membership
+    /// (`require_member`); clearing one's own unread count does not, so former members can
+    /// still clear theirs.
     pub fn conversation_for(
         &self,
         reader: &str,
         conversation_id: &str,
+        require_member: bool,
     ) -> Result<ConversationRef, Refusal> {
         match ConversationRef::from_conversation_id(reader, conversation_id) {
             Some(ConversationRef::Group { group_id }) => {
-                self.read_groups()?.member_group(reader, &group_id)?;
+                if require_member {
+                    self.read_groups()?.member_group(reader, &group_id)?;
+                }
                 Ok(ConversationRef::Group { group_id })
             }
             Some(conversation) => Ok(conversation),
@@ -529,17 +536,22 @@ impl Service {
         if invitation.is_active() {
             shard.insert(invitation.invite_id.clone(), invitation);
         } else {
-            if !invitation.group_id.is_empty() {
-                if let Ok(mut index) = self.group_invites.lock() {
-                    if let Some(set) = index.get_mut(&invitation.group_id) {
-                        set.remove(&invitation.invite_id);
-                        if set.is_empty() {
-                            index.remove(&invitation.group_id);
-                        }
-                    }
+            self.untrack_group_invite(&invitation);
+            shard.remove(&invitation.invite_id);
+        }
+    }
+
+    fn untrack_group_invite(&self, invitation: &Invitation) {
+        if invitation.group_id.is_empty() {
+            return;
+        }
+        if let Ok(mut index) = self.group_invites.lock() {
+            if let Some(set) = index.get_mut(&invitation.group_id) {
+                set.remove(&invitation.invite_id);
+                if set.is_empty() {
+                    index.remove(&invitation.group_id);
                 }
             }
-            shard.remove(&invitation.invite_id);
         }
     }
 

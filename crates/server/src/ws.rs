@@ -470,7 +470,7 @@ async fn handle_frame(
         op::GET_MESSAGE_LIST => match parse::<GetMessageListParams>(op_name, params) {
             Ok(params) => {
                 let conversation =
-                    match service.conversation_for(&actor.user_id, &params.conversation_id) {
+                    match service.conversation_for(&actor.user_id, &params.conversation_id, true) {
                         Ok(conversation) => conversation,
                         Err(refusal) => return Step::Reply(result_err(id, &refusal)),
                     };
@@ -506,16 +506,18 @@ async fn handle_frame(
             Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
         op::SET_MESSAGE_READ => match parse::<SetMessageReadParams>(op_name, params) {
-            Ok(params) => match service.conversation_for(&actor.user_id, &params.conversation_id) {
-                Ok(conversation) => {
-                    let service = Arc::clone(service);
-                    later(id, async move {
-                        service.mark_read(&actor.user_id, conversation).await?;
-                        Ok(serde_json::json!({}))
-                    })
+            Ok(params) => {
+                match service.conversation_for(&actor.user_id, &params.conversation_id, false) {
+                    Ok(conversation) => {
+                        let service = Arc::clone(service);
+                        later(id, async move {
+                            service.mark_read(&actor.user_id, conversation).await?;
+                            Ok(serde_json::json!({}))
+                        })
+                    }
+                    Err(refusal) => Step::Reply(result_err(id, &refusal)),
                 }
-                Err(refusal) => Step::Reply(result_err(id, &refusal)),
-            },
+            }
             Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
         other => Step::Reply(result_err(
@@ -567,9 +569,7 @@ async fn group_op(
         op::GET_GROUP_LIST => Ok(serde_json::json!({ "groupList": service.group_list(actor)? })),
         op::ADD_GROUP_MEMBER => {
             let params: GroupMembersParams = parse(op_name, params)?;
-            let group_id = params.group_id.clone();
-            let (added, existed) = service.add_group_members(actor, params).await?;
-            let group = service.group_profile(actor, &group_id)?;
+            let (added, existed, group) = service.add_group_members(actor, params).await?;
             Ok(serde_json::json!({
                 "successUserIDList": added,
                 "failureUserIDList": [],
@@ -579,9 +579,7 @@ async fn group_op(
         }
         op::DELETE_GROUP_MEMBER => {
             let params: GroupMembersParams = parse(op_name, params)?;
-            let group_id = params.group_id.clone();
-            let removed = service.delete_group_members(actor, params).await?;
-            let group = service.group_profile(actor, &group_id)?;
+            let (removed, group) = service.delete_group_members(actor, params).await?;
             Ok(serde_json::json!({ "group": group, "userIDList": removed }))
         }
         op::QUIT_GROUP => {

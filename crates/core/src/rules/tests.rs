@@ -510,3 +510,56 @@ fn inviter_leaving_or_dismissal_cancels_for_everyone() {
     assert!(!d.invitation.is_active());
     assert_eq!(d.effects.notifications[0].data["reason"], "groupDismissed");
 }
+
+#[test]
+fn departed_members_hear_nothing_more_and_cannot_modify() {
+    let inv = created(&["bob", "carol", "dave"], 30);
+    let accepted = apply(
+        &inv,
+        &cmd(
+            "carol",
+            CommandKind::Accept {
+                data: String::new(),
+            },
+        ),
+        NOW,
+    )
+    .unwrap();
+    // carol answered, then left: nothing rings, but she is out of the invitation.
+    let kind = CommandKind::Withdraw {
+        users: vec!["carol".into()],
+        reason: WithdrawReason::MemberQuit,
+    };
+    let left = apply(&accepted.invitation, &cmd("", kind), NOW).unwrap();
+    assert!(left.effects.notifications.is_empty());
+    assert!(left.effects.history.is_none());
+    assert_eq!(left.invitation.departed, vec!["carol".to_owned()]);
+    let modify = apply(
+        &left.invitation,
+        &cmd("carol", CommandKind::Modify { data: "x".into() }),
+        NOW,
+    );
+    assert_eq!(modify.unwrap_err().code, ErrorCode::NoPermission);
+    let answered = apply(
+        &left.invitation,
+        &cmd(
+            "bob",
+            CommandKind::Accept {
+                data: String::new(),
+            },
+        ),
+        NOW,
+    )
+    .unwrap();
+    assert!(answered
+        .effects
+        .notifications
+        .iter()
+        .all(|n| n.recipient != "carol"));
+    // Withdrawing her again changes nothing.
+    let again = CommandKind::Withdraw {
+        users: vec!["carol".into()],
+        reason: WithdrawReason::MemberRemoved,
+    };
+    assert!(apply(&left.invitation, &cmd("", again), NOW).is_err());
+}
