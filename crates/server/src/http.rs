@@ -22,6 +22,9 @@ const WS_HARD_FRAME_LIMIT: usize = 1024 * 1024;
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(WS_PATH, get(upgrade))
+        .route("/", get(crate::assets::index))
+        .route("/demo/{file}", get(crate::assets::demo))
+        .route("/sdk/{file}", get(crate::assets::sdk))
         .route("/healthz", get(healthz))
         .route("/dev/usersig", get(crate::dev::usersig))
         .route("/dev/users", get(crate::dev::users))

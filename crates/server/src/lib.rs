@@ -6,6 +6,7 @@
 //! the black-box tests start on `127.0.0.1:0`.
 
 mod admin;
+mod assets;
 mod dev;
 mod groups;
 mod http;
