@@ -19,6 +19,9 @@ pub(crate) struct Credentials {
     pub(crate) sdk_app_id: u64,
     #[serde(rename = "secretKey")]
     pub(crate) secret_key: String,
+    /// Dev credentials from the data directory rather than a configured key.
+    #[serde(skip)]
+    pub(crate) generated: bool,
 }
 
 impl Credentials {
@@ -32,7 +35,11 @@ impl Credentials {
 pub(crate) fn resolve(args: &AppArgs, create: bool) -> Result<Credentials> {
     match (args.sdkappid, &args.secret_key) {
         (Some(sdk_app_id), Some(secret_key)) if !secret_key.is_empty() => {
-            Ok(Credentials { sdk_app_id, secret_key: secret_key.clone() })
+            Ok(Credentials {
+                sdk_app_id,
+                secret_key: secret_key.clone(),
+                generated: false,
+            })
         }
         (None, None) => dev_credentials(&args.data_dir, create),
         _ => bail!("--sdkappid and --secret-key (BECKON_SDKAPPID, BECKON_SECRET_KEY) go together: set both, or neither for dev credentials"),
@@ -43,12 +50,13 @@ fn dev_credentials(data_dir: &Path, create: bool) -> Result<Credentials> {
     let path = data_dir.join(DEV_CREDENTIALS_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let creds: Credentials = serde_json::from_str(&text).with_context(|| {
+            let mut creds: Credentials = serde_json::from_str(&text).with_context(|| {
                 format!(
                     "{} is not valid; delete it to generate new dev credentials",
                     path.display()
                 )
             })?;
+            creds.generated = true;
             if create {
                 eprintln!("DEV MODE: using dev credentials from {}", path.display());
             }
@@ -71,6 +79,7 @@ fn dev_credentials(data_dir: &Path, create: bool) -> Result<Credentials> {
             let creds = Credentials {
                 sdk_app_id: rng.gen_range(1_400_000_000..1_500_000_000),
                 secret_key: secret,
+                generated: true,
             };
             let text =
                 serde_json::to_string_pretty(&creds).context("cannot encode dev credentials")?;

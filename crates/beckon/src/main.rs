@@ -29,6 +29,9 @@ enum Command {
     /// Interactive/scriptable client: one JSON request per line on stdin, one JSON line per
     /// result or event on stdout.
     Client(client_cli::ClientArgs),
+    /// Load tests: start a server (or use --server) and measure calls, groups, idle
+    /// connections, timers and restarts.
+    Bench(beckon_bench::BenchArgs),
 }
 
 /// The app identity: given explicitly, or the dev credentials kept in the data directory.
@@ -64,6 +67,10 @@ struct ServeArgs {
     /// Sustained requests per second allowed per connection (bursts of twice as many).
     #[arg(long, env = "BECKON_RATE_LIMIT", default_value_t = 200)]
     rate_limit: u32,
+    /// Dev mode: serve `/dev/usersig` (mints a UserSig for anyone) and `/dev/users` for the
+    /// demo page. Defaults to on with generated dev credentials, off with a configured key.
+    #[arg(long, env = "BECKON_DEV")]
+    dev: Option<bool>,
     /// Log format: `text` or `json`.
     #[arg(long, env = "BECKON_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -111,12 +118,20 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Client(args) => runtime.block_on(client_cli::run(args)),
+        Command::Bench(args) => runtime.block_on(beckon_bench::run(args)),
     }
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
     init_logging(&args.log_format)?;
     let creds = credentials::resolve(&args.app, true)?;
+    let dev_mode = args.dev.unwrap_or(creds.generated);
+    if dev_mode {
+        eprintln!("################################################################");
+        eprintln!("# DEV MODE IS ON: /dev/usersig hands out a UserSig for any user. #");
+        eprintln!("# Never expose this server. Turn it off with --dev false.        #");
+        eprintln!("################################################################");
+    }
     let config = beckon_server::ServerConfig {
         listen: args.listen,
         data_dir: args.app.data_dir.clone(),
@@ -126,6 +141,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         event_retention: Duration::from_secs(args.event_retention.max(1)),
         max_connections: args.max_connections,
         rate_limit_per_second: args.rate_limit,
+        dev_mode,
         ..beckon_server::ServerConfig::default()
     };
     let server = beckon_server::Server::start(config)

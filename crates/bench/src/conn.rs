@@ -121,9 +121,6 @@ pub(crate) struct Frame {
     /// Event name.
     #[serde(default)]
     pub(crate) name: String,
-    /// Event sequence number.
-    #[serde(default)]
-    pub(crate) seq: Option<u64>,
     #[serde(default)]
     data: Option<Box<RawValue>>,
 }

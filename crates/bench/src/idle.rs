@@ -56,8 +56,8 @@ pub(crate) async fn run(args: IdleArgs) -> Result<()> {
         bail!("--connections and --concurrency must be at least 1");
     }
     // Both this process and the server hold one descriptor per connection.
-    crate::system::raise_file_limit(args.connections as u64 + 1024)?;
-    let mut target = Target::beckon(&args.common, args.connections.max(100_000) + 1024).await?;
+    crate::system::raise_file_limit(args.connections as u64 + 256)?;
+    let mut target = Target::beckon(&args.common, args.connections.max(100_000) + 256).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let server_before = target.memory()?;
     let endpoint = Arc::new(target.endpoint.clone());
@@ -144,14 +144,21 @@ pub(crate) async fn run(args: IdleArgs) -> Result<()> {
     };
     report::emit(args.common.json, &report, &render(&report))?;
     if answered < sampled {
-        bail!("{} of {sampled} sampled idle connections did not answer a ping", sampled - answered);
+        bail!(
+            "{} of {sampled} sampled idle connections did not answer a ping",
+            sampled - answered
+        );
     }
     Ok(())
 }
 
 fn render(report: &IdleReport) -> String {
     let mut text = String::new();
-    let _ = writeln!(text, "idle: {} authenticated connections", report.connections);
+    let _ = writeln!(
+        text,
+        "idle: {} authenticated connections",
+        report.connections
+    );
     let _ = writeln!(
         text,
         "  setup                {:.2} s ({:.0} logins/s); connect+login {}",

@@ -2,7 +2,7 @@
 //! from the current executable, announces its address on stdout, and is killed if its handle
 //! is dropped, so an error or Ctrl-C never leaves one running.
 
-use crate::system::{self, Memory};
+use crate::system;
 use anyhow::{bail, Context, Result};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -71,7 +71,11 @@ fn serving_address(line: &str) -> Option<SocketAddr> {
 
 impl ChildProcess {
     /// Starts `command` and waits until it prints its address; stderr goes to `log`.
-    pub(crate) async fn start(what: &'static str, mut command: Command, log: &Path) -> Result<Self> {
+    pub(crate) async fn start(
+        what: &'static str,
+        mut command: Command,
+        log: &Path,
+    ) -> Result<Self> {
         let log_file = std::fs::File::create(log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         command
@@ -128,10 +132,6 @@ impl ChildProcess {
         self.pid
     }
 
-    pub(crate) fn memory(&self) -> Result<Memory> {
-        system::memory(self.pid)
-    }
-
     /// Fails if the child has exited (with its log), so a crash is reported as such.
     pub(crate) fn check_alive(&mut self) -> Result<()> {
         if let Ok(Some(status)) = self.child.try_wait() {
@@ -160,7 +160,10 @@ impl ChildProcess {
             Ok(Err(error)) => Err(error).context("cannot wait for the child"),
             Err(_) => {
                 let _ = self.child.kill().await;
-                bail!("the {} did not stop within {STOP_TIMEOUT:?}; killed it", self.what)
+                bail!(
+                    "the {} did not stop within {STOP_TIMEOUT:?}; killed it",
+                    self.what
+                )
             }
         }
     }

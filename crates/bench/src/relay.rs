@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -140,21 +140,13 @@ pub(crate) async fn serve(args: RelayArgs) -> Result<()> {
 
 async fn connection(relay: Arc<Relay>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
-    let pick_protocol = |request: &Request, mut response: Response| {
-        if request.headers().contains_key("Sec-WebSocket-Protocol") {
-            response.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static(beckon_proto::SUBPROTOCOL),
-            );
-        }
-        Ok(response)
-    };
     // The same small buffers as Beckon's server.
     let config = WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024);
     let Ok(ws) =
-        tokio_tungstenite::accept_hdr_async_with_config(stream, pick_protocol, Some(config)).await
+        tokio_tungstenite::accept_hdr_async_with_config(stream, answer_protocol, Some(config))
+            .await
     else {
         return;
     };
@@ -190,6 +182,19 @@ async fn connection(relay: Arc<Relay>, stream: TcpStream) {
     if let Some(user) = user {
         relay.unregister(&user, &queue);
     }
+}
+
+/// Answers the client's subprotocol request with `beckon.v1`, as Beckon does.
+// The error type is tungstenite's, fixed by its callback signature.
+#[allow(clippy::result_large_err, clippy::unnecessary_wraps)]
+fn answer_protocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+    if request.headers().contains_key("Sec-WebSocket-Protocol") {
+        response.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static(beckon_proto::SUBPROTOCOL),
+        );
+    }
+    Ok(response)
 }
 
 fn result(id: Value, code: ErrorCode, message: &str) -> String {
@@ -290,7 +295,11 @@ fn handle(relay: &Relay, user: &mut Option<String>, queue: &Outbound, text: &str
             let Ok(params) = serde_json::from_value::<ActionParams>(frame.params) else {
                 return reply(result(id, ErrorCode::InvalidParameter, "bad accept"));
             };
-            let Some((inviter, _)) = params.invite_id.rsplit_once('~') else {
+            let Some(inviter) = params
+                .invite_id
+                .rsplit_once('~')
+                .map(|(inviter, _)| inviter.to_owned())
+            else {
                 return reply(result(
                     id,
                     ErrorCode::InvitationNotActive,
@@ -299,11 +308,12 @@ fn handle(relay: &Relay, user: &mut Option<String>, queue: &Outbound, text: &str
             };
             let data = InviteeAnsweredData {
                 invite_id: params.invite_id.clone(),
-                inviter: inviter.to_owned(),
+                inviter: inviter.clone(),
                 group_id: String::new(),
                 invitee: invitee.to_owned(),
                 data: params.data.unwrap_or_default(),
                 handled_on_other_device: false,
+                reason: None,
             };
             let forward = event_frame(event::INVITEE_ACCEPTED, &data);
             let result = ActionResult {
@@ -312,7 +322,7 @@ fn handle(relay: &Relay, user: &mut Option<String>, queue: &Outbound, text: &str
             };
             Effects {
                 reply: ok(id, serde_json::to_value(result).unwrap_or(Value::Null)),
-                forward: Some((inviter.to_owned(), forward)),
+                forward: Some((inviter, forward)),
             }
         }
         (op::PING, _) => reply(ok(id, serde_json::json!({"serverTime": now_ms()}))),

@@ -130,6 +130,17 @@ pub(crate) fn progress(quiet: bool, len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// A progress bar for a timed run (`len` in milliseconds): shows the elapsed time only.
+pub(crate) fn progress_timed(quiet: bool, length: Duration, what: &str) -> ProgressBar {
+    let bar = progress(quiet, length.as_millis() as u64, what);
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix:>10} [{elapsed_precise}] {wide_bar} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
 /// Prints the summary: `text` for people, or `report` as JSON.
 pub(crate) fn emit<R: Serialize>(json: bool, report: &R, text: &str) -> Result<()> {
     if json {

@@ -7,7 +7,8 @@ use nix::sys::resource::{getrlimit, setrlimit, Resource};
 /// up to the hard one, and past it when allowed (root). Children started later inherit it,
 /// which is how the server gets room for as many connections as the clients open.
 pub(crate) fn raise_file_limit(needed: u64) -> Result<u64> {
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).context("cannot read the open-file limit")?;
+    let (soft, hard) =
+        getrlimit(Resource::RLIMIT_NOFILE).context("cannot read the open-file limit")?;
     if needed > hard {
         if setrlimit(Resource::RLIMIT_NOFILE, needed, needed).is_ok() {
             return Ok(needed);
