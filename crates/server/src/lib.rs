@@ -163,6 +163,12 @@ impl Server {
         let app = http::router(state);
         let mut stop = shutdown_rx;
         let http_task = tokio::spawn(async move {
+            // Signaling frames are small and latency-bound: never wait on Nagle's algorithm.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::debug!(%error, "cannot set TCP_NODELAY");
+                }
+            });
             let serve = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -7,6 +7,7 @@
 //! the numbered events, in order, to the server for delivery. Reads use a small pool of
 //! separate connections (WAL lets them run beside the writer).
 
+mod checkpoint;
 mod reader;
 mod schema;
 mod writer;
@@ -70,6 +71,8 @@ struct Inner {
     jobs: Mutex<Option<mpsc::Sender<writer::Envelope>>>,
     readers: Mutex<Vec<rusqlite::Connection>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     /// Set once a commit fails; see [`Store::failure`].
     failure: tokio::sync::watch::Receiver<Option<String>>,
 }
@@ -101,6 +104,16 @@ impl Store {
                 path: data_dir.to_owned(),
                 source,
             })?;
+        let checkpoint_conn = schema::open_checkpointer(&path)?;
+        let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::clone(&stop_checkpoints);
+        let checkpointer = std::thread::Builder::new()
+            .name("beckon-store-checkpoint".into())
+            .spawn(move || checkpoint::run(&checkpoint_conn, &stop))
+            .map_err(|source| StoreError::DataDir {
+                path: data_dir.to_owned(),
+                source,
+            })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -108,6 +121,8 @@ impl Store {
                 jobs: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
                 writer_thread: Mutex::new(Some(thread)),
+                checkpointer: Mutex::new(Some(checkpointer)),
+                stop_checkpoints,
                 failure,
             }),
         })
@@ -164,6 +179,18 @@ impl Store {
             .ok()
             .and_then(|mut t| t.take());
         if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+        self.inner
+            .stop_checkpoints
+            .store(true, std::sync::atomic::Ordering::Release);
+        let checkpointer = self
+            .inner
+            .checkpointer
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take());
+        if let Some(thread) = checkpointer {
             let _ = thread.join();
         }
     }
