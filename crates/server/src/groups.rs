@@ -530,7 +530,7 @@ impl Service {
             timeout: params.timeout.unwrap_or(0),
             online_user_only: params.online_user_only.unwrap_or(false),
             offline_push_info,
-            invite_message_id: uuid::Uuid::new_v4().to_string(),
+            invite_message_id: crate::service::new_message_id(),
         };
         let participants = group.member_ids();
         let pending = self.create(actor, new, participants);

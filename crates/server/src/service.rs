@@ -77,6 +77,12 @@ impl PendingCommit {
     }
 }
 
+/// A history message ID: a UUID v7, so new messages land at the end of the ID index instead
+/// of on a random page of it.
+pub(crate) fn new_message_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 pub(crate) fn store_failed(error: &StoreError) -> Refusal {
     tracing::error!(%error, "store failure");
     Refusal::new(
@@ -251,7 +257,7 @@ impl Service {
             timeout: params.timeout.unwrap_or(0),
             online_user_only: params.online_user_only.unwrap_or(false),
             offline_push_info,
-            invite_message_id: uuid::Uuid::new_v4().to_string(),
+            invite_message_id: new_message_id(),
         };
         let participants = vec![actor.user_id.clone(), new.invitees[0].clone()];
         self.create(actor, new, participants)
@@ -406,7 +412,7 @@ impl Service {
                 message_id: if insert {
                     invitation.invite_message_id.clone().unwrap_or_default()
                 } else {
-                    uuid::Uuid::new_v4().to_string()
+                    new_message_id()
                 },
                 conversation: invitation.conversation(),
                 participants,

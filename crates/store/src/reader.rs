@@ -80,9 +80,18 @@ pub(crate) fn login_snapshot(
                     "SELECT seq, origin, frame FROM events WHERE user_id = ?1 AND seq > ?2 ORDER BY seq",
                 )?;
                 let rows = stmt.query_map(params![user_id, last as i64], |row| {
-                    Ok((row.get::<_, i64>(0)? as u64, row.get(1)?, row.get(2)?))
+                    Ok((
+                        row.get::<_, i64>(0)? as u64,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
                 })?;
-                snapshot.backlog = Some(rows.collect::<Result<_, _>>()?);
+                let mut backlog = Vec::new();
+                for row in rows {
+                    let (seq, origin, frame) = row?;
+                    backlog.push((seq, origin, expand(&tx, user_id, seq, frame)?));
+                }
+                snapshot.backlog = Some(backlog);
             }
         }
         snapshot.resync = snapshot.backlog.is_none();
@@ -103,6 +112,32 @@ pub(crate) fn login_snapshot(
     }
     tx.finish()?;
     Ok(snapshot)
+}
+
+/// Marks a stored message event that holds a reference (`\u{1}name\u{1}messageID`), not a frame.
+pub(crate) const MESSAGE_REF: char = '\u{1}';
+
+/// The frame to send for a stored event: references are rendered for `user` as they are now
+/// (a message deleted since is sent as an empty list).
+fn expand(conn: &Connection, user: &str, seq: u64, stored: String) -> Result<String, StoreError> {
+    let Some(rest) = stored.strip_prefix(MESSAGE_REF) else {
+        return Ok(stored);
+    };
+    let Some((name, message_id)) = rest.split_once(MESSAGE_REF) else {
+        return Err(StoreError::Corrupt(format!(
+            "bad message reference in event {seq} of {user}"
+        )));
+    };
+    let messages: Vec<_> = message(conn, message_id)?
+        .map(|m| m.render_for(user))
+        .into_iter()
+        .collect();
+    let frame = beckon_proto::ServerFrame::Event(beckon_proto::EventFrame {
+        name: name.to_owned(),
+        seq: Some(seq),
+        data: serde_json::to_value(messages).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+    });
+    serde_json::to_string(&frame).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 const MESSAGE_COLUMNS: &str =

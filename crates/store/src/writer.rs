@@ -346,6 +346,7 @@ impl Numbers {
                         let updated = if *excluded { 0 } else { now as i64 };
                         upsert.execute(params![participant, key, unread, last, updated])?;
                     }
+                    let kept = message_ref(event::MESSAGE_RECEIVED, message_id);
                     for participant in participants {
                         let data = serde_json::to_value([stored.render_for(participant)])
                             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -359,6 +360,7 @@ impl Numbers {
                             event::MESSAGE_RECEIVED,
                             data,
                             now,
+                            Some(&kept),
                         )?;
                     }
                     report.messages.push(stored);
@@ -374,6 +376,7 @@ impl Numbers {
                     )?
                     .execute(params![message_id, payload_data])?;
                     if let Some(stored) = crate::reader::message(tx, message_id)? {
+                        let kept = message_ref(event::MESSAGE_MODIFIED, message_id);
                         for participant in participants {
                             let data = serde_json::to_value([stored.render_for(participant)])
                                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -387,6 +390,7 @@ impl Numbers {
                                 event::MESSAGE_MODIFIED,
                                 data,
                                 now,
+                                Some(&kept),
                             )?;
                         }
                         report.messages.push(stored);
@@ -402,6 +406,7 @@ impl Numbers {
                         notification.name,
                         notification.data.clone(),
                         now,
+                        None,
                     )?;
                 }
                 WriteOp::CreateGroup { group } => {
@@ -463,6 +468,7 @@ impl Numbers {
         name: &str,
         data: serde_json::Value,
         now: u64,
+        kept_as: Option<&str>,
     ) -> Result<(), StoreError> {
         let skip_instance = if skip_origin {
             job.origin.clone()
@@ -483,7 +489,7 @@ impl Numbers {
         batch.touched_users.insert(user.to_owned(), seq);
         let frame = event_frame(name, Some(seq), data)?;
         tx.prepare_cached("INSERT INTO events(user_id, seq, origin, created_ms, frame) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(params![user, seq as i64, skip_instance, now as i64, &*frame])?;
+            .execute(params![user, seq as i64, skip_instance, now as i64, kept_as.unwrap_or(&frame)])?;
         batch.deliveries.push(Delivery {
             user_id: user.to_owned(),
             seq: Some(seq),
@@ -545,6 +551,16 @@ fn insert_members(
         ])?;
     }
     Ok(())
+}
+
+/// What the events table keeps for a message event: a reference, rendered again for the
+/// reader on resume (the message JSON would be most of the bytes written per action).
+fn message_ref(name: &str, message_id: &str) -> String {
+    format!(
+        "{}{name}{}{message_id}",
+        crate::reader::MESSAGE_REF,
+        crate::reader::MESSAGE_REF
+    )
 }
 
 fn invitation_json(invitation: &Invitation) -> Result<String, StoreError> {
