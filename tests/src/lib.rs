@@ -50,7 +50,12 @@ impl TestServer {
         adjust(&mut config);
         let server = Server::start(config.clone()).await.expect("server starts");
         let addr = server.local_addr();
-        Self { config, server: Some(server), addr, _dir: dir }
+        Self {
+            config,
+            server: Some(server),
+            addr,
+            _dir: dir,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -90,7 +95,10 @@ impl TestServer {
     pub async fn client(&self, user: &str) -> (Client, EventStream) {
         let client = Client::new(self.client_config(user));
         let events = client.subscribe();
-        client.login().await.unwrap_or_else(|e| panic!("login of {user} failed: {e}"));
+        client
+            .login()
+            .await
+            .unwrap_or_else(|e| panic!("login of {user} failed: {e}"));
         (client, events)
     }
 
@@ -130,7 +138,12 @@ impl TestServer {
     }
 
     /// A raw connection logged in as `user`; returns it with the login result's data.
-    pub async fn raw_login(&self, user: &str, instance: &str, last_seq: Option<u64>) -> (RawSocket, Value) {
+    pub async fn raw_login(
+        &self,
+        user: &str,
+        instance: &str,
+        last_seq: Option<u64>,
+    ) -> (RawSocket, Value) {
         let mut raw = self.raw().await;
         let mut params = json!({
             "SDKAppID": SDK_APP_ID, "userID": user, "userSig": self.user_sig(user), "instanceID": instance,
@@ -144,7 +157,13 @@ impl TestServer {
     }
 
     /// POSTs JSON to an admin endpoint; returns (HTTP status, body).
-    pub async fn admin_post(&self, command: &str, identifier: &str, sig: &str, body: &Value) -> (u16, Value) {
+    pub async fn admin_post(
+        &self,
+        command: &str,
+        identifier: &str,
+        sig: &str,
+        body: &Value,
+    ) -> (u16, Value) {
         let path = format!(
             "/v4/im_open_login_svc/{command}?sdkappid={SDK_APP_ID}&identifier={identifier}&usersig={sig}&random=1&contenttype=json"
         );
@@ -188,16 +207,25 @@ pub async fn http_post(addr: SocketAddr, path: &str, body: &str) -> (u16, Value)
     );
     stream.write_all(request.as_bytes()).await.expect("write");
     let mut response = Vec::new();
-    tokio::time::timeout(WAIT, stream.read_to_end(&mut response)).await.expect("response in time").expect("read");
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("response in time")
+        .expect("read");
     let text = String::from_utf8_lossy(&response);
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// A WebSocket speaking raw `beckon.v1` frames.
 pub struct RawSocket {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
     next_id: u64,
     /// Events read while waiting for a result, in order.
     pub buffered: Vec<Value>,
@@ -214,19 +242,32 @@ pub enum RawRead {
 impl RawSocket {
     pub async fn connect(url: &str) -> Self {
         let mut request = url.into_client_request().expect("request");
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", beckon_proto::SUBPROTOCOL.parse().expect("header"));
-        let (ws, _) = tokio_tungstenite::connect_async(request).await.expect("websocket connects");
-        Self { ws, next_id: 1, buffered: Vec::new() }
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            beckon_proto::SUBPROTOCOL.parse().expect("header"),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("websocket connects");
+        Self {
+            ws,
+            next_id: 1,
+            buffered: Vec::new(),
+        }
     }
 
     pub async fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::Text(text.into())).await.expect("send");
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {
-        self.ws.send(Message::Binary(bytes.into())).await.expect("send");
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("send");
     }
 
     /// Reads the next frame, or how the socket ended.
@@ -236,9 +277,13 @@ impl RawSocket {
                 Err(_) => return RawRead::TimedOut,
                 Ok(None | Some(Err(_))) => return RawRead::Closed(None),
                 Ok(Some(Ok(Message::Text(text)))) => {
-                    return RawRead::Frame(serde_json::from_str(text.as_str()).expect("server frames are JSON"))
+                    return RawRead::Frame(
+                        serde_json::from_str(text.as_str()).expect("server frames are JSON"),
+                    )
                 }
-                Ok(Some(Ok(Message::Close(frame)))) => return RawRead::Closed(frame.map(|f| u16::from(f.code))),
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return RawRead::Closed(frame.map(|f| u16::from(f.code)))
+                }
                 Ok(Some(Ok(_))) => {}
             }
         }
@@ -248,7 +293,8 @@ impl RawSocket {
     pub async fn request(&mut self, op: &str, params: Value) -> Value {
         let id = self.next_id;
         self.next_id += 1;
-        self.send_text(&json!({"id": id, "op": op, "params": params}).to_string()).await;
+        self.send_text(&json!({"id": id, "op": op, "params": params}).to_string())
+            .await;
         self.result_for(&json!(id)).await
     }
 
@@ -256,7 +302,9 @@ impl RawSocket {
     pub async fn result_for(&mut self, id: &Value) -> Value {
         loop {
             match self.read(WAIT).await {
-                RawRead::Frame(frame) if frame["type"] == "result" && frame["id"] == *id => return frame,
+                RawRead::Frame(frame) if frame["type"] == "result" && frame["id"] == *id => {
+                    return frame
+                }
                 RawRead::Frame(frame) if frame["type"] == "event" => self.buffered.push(frame),
                 RawRead::Frame(other) => panic!("unexpected frame {other}"),
                 other => panic!("no result for {id}: {other:?}"),
@@ -304,7 +352,10 @@ impl RawSocket {
 
 /// Waits for the next notice that is an event named `name`, failing the test on timeout.
 pub async fn expect_event(events: &mut EventStream, name: &str) -> beckon_client::EventFrame {
-    events.next_event(name, WAIT).await.unwrap_or_else(|| panic!("no {name} event within {WAIT:?}"))
+    events
+        .next_event(name, WAIT)
+        .await
+        .unwrap_or_else(|| panic!("no {name} event within {WAIT:?}"))
 }
 
 /// Waits for the next `Connected` notice.

@@ -341,7 +341,7 @@ impl Session {
                 break;
             }
         }
-        let interrupted = interrupted();
+        let interrupted = beckon_server::wait_for_signal();
         tokio::pin!(interrupted);
         let end = loop {
             let finished = !self.input_open && self.requests.is_empty();
@@ -503,7 +503,7 @@ impl Session {
         // A second Ctrl-C does not wait for the logout.
         tokio::select! {
             () = log_out(client, notices, out, logout_id) => {}
-            () = interrupted() => eprintln!("beckon client: interrupted again; quitting"),
+            () = beckon_server::wait_for_signal() => eprintln!("beckon client: interrupted again; quitting"),
         }
         outcome
     }
@@ -535,30 +535,6 @@ async fn log_out(
         if out.line(&notice_line(&notice)).await.is_err() {
             return;
         }
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM; never when the handlers cannot be installed.
-async fn interrupted() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }
 

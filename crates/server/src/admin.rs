@@ -27,6 +27,16 @@ pub(crate) struct AdminQuery {
     usersig: Option<String>,
 }
 
+/// Returns early with the error response.
+macro_rules! try_response {
+    ($e:expr) => {
+        match $e {
+            Ok(value) => value,
+            Err(response) => return response,
+        }
+    };
+}
+
 fn fail(status: StatusCode, code: ErrorCode, info: impl Into<String>) -> Response {
     (
         status,
@@ -101,121 +111,6 @@ async fn import(state: &AppState, users: Vec<String>) -> Result<Vec<String>, Res
     Ok(failed)
 }
 
-/// `account_import`: `{"UserID": "bob"}` creates the account (no-op when it exists).
-pub(crate) async fn account_import(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<AdminQuery>,
-    body: Bytes,
-) -> Response {
-    if let Err(response) = authorize(&state, &query) {
-        return response;
-    }
-    let body = match body_json(&body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let Some(user) = body.get("UserID").and_then(Value::as_str) else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidParameter,
-            "UserID (string) is required",
-        );
-    };
-    if let Err(refusal) = beckon_core::check_user_id("UserID", user) {
-        return fail(StatusCode::BAD_REQUEST, refusal.code, refusal.message);
-    }
-    match import(&state, vec![user.to_owned()]).await {
-        Ok(_) => {
-            Json(json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": ""})).into_response()
-        }
-        Err(response) => response,
-    }
-}
-
-/// `multiaccount_import`: `{"Accounts": ["a", "b"]}`; invalid IDs come back in `FailAccounts`.
-pub(crate) async fn multiaccount_import(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<AdminQuery>,
-    body: Bytes,
-) -> Response {
-    if let Err(response) = authorize(&state, &query) {
-        return response;
-    }
-    let body = match body_json(&body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let Some(accounts) = body.get("Accounts").and_then(Value::as_array) else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidParameter,
-            "Accounts (list of strings) is required",
-        );
-    };
-    if accounts.len() > MAX_IMPORT_ACCOUNTS {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::TooLarge,
-            format!("at most {MAX_IMPORT_ACCOUNTS} accounts per request"),
-        );
-    }
-    let Some(users) = accounts
-        .iter()
-        .map(|a| a.as_str().map(str::to_owned))
-        .collect::<Option<Vec<_>>>()
-    else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidParameter,
-            "every account must be a string",
-        );
-    };
-    match import(&state, users).await {
-        Ok(failed) => Json(
-            json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "FailAccounts": failed}),
-        )
-        .into_response(),
-        Err(response) => response,
-    }
-}
-
-/// `account_check`: `{"CheckItem": [{"UserID": "a"}]}` → whether each account exists.
-pub(crate) async fn account_check(
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<AdminQuery>,
-    body: Bytes,
-) -> Response {
-    if let Err(response) = authorize(&state, &query) {
-        return response;
-    }
-    let body = match body_json(&body) {
-        Ok(body) => body,
-        Err(response) => return response,
-    };
-    let Some(items) = body.get("CheckItem").and_then(Value::as_array) else {
-        return fail(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::InvalidParameter,
-            "CheckItem (list) is required",
-        );
-    };
-    let results: Vec<Value> = items
-        .iter()
-        .take(MAX_IMPORT_ACCOUNTS)
-        .filter_map(|item| item.get("UserID").and_then(Value::as_str))
-        .map(|user| {
-            let status = if state.service.user_exists(user) {
-                "Imported"
-            } else {
-                "NotImported"
-            };
-            json!({"UserID": user, "ResultCode": 0, "ResultInfo": "", "AccountStatus": status})
-        })
-        .collect();
-    Json(json!({"ActionStatus": "OK", "ErrorCode": 0, "ErrorInfo": "", "ResultItem": results}))
-        .into_response()
-}
-
 /// Authorizes the request and parses its JSON body.
 fn admin_body(state: &AppState, query: &AdminQuery, body: &Bytes) -> Result<Value, Response> {
     authorize(state, query)?;
@@ -277,6 +172,86 @@ fn member_accounts(body: &Value, key: &str) -> Result<Vec<String>, Response> {
         })
 }
 
+/// `account_import`: `{"UserID": "bob"}` creates the account (no-op when it exists).
+pub(crate) async fn account_import(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<AdminQuery>,
+    body: Bytes,
+) -> Response {
+    let body = try_response!(admin_body(&state, &query, &body));
+    let user = try_response!(string_field(&body, "UserID"));
+    if let Err(refusal) = beckon_core::check_user_id("UserID", user) {
+        return fail(StatusCode::BAD_REQUEST, refusal.code, refusal.message);
+    }
+    try_response!(import(&state, vec![user.to_owned()]).await);
+    ok(json!({}))
+}
+
+/// A list of at most `MAX_IMPORT_ACCOUNTS` entries under `key`.
+fn bounded_list<'a>(body: &'a Value, key: &str) -> Result<&'a Vec<Value>, Response> {
+    let list = body.get(key).and_then(Value::as_array).ok_or_else(|| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidParameter,
+            format!("{key} (list) is required"),
+        )
+    })?;
+    if list.len() > MAX_IMPORT_ACCOUNTS {
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::TooLarge,
+            format!("at most {MAX_IMPORT_ACCOUNTS} entries in {key}"),
+        ));
+    }
+    Ok(list)
+}
+
+/// `multiaccount_import`: `{"Accounts": ["a", "b"]}`; invalid IDs come back in `FailAccounts`.
+pub(crate) async fn multiaccount_import(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<AdminQuery>,
+    body: Bytes,
+) -> Response {
+    let body = try_response!(admin_body(&state, &query, &body));
+    let accounts = try_response!(bounded_list(&body, "Accounts"));
+    let Some(users) = accounts
+        .iter()
+        .map(|a| a.as_str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidParameter,
+            "every account must be a string",
+        );
+    };
+    let failed = try_response!(import(&state, users).await);
+    ok(json!({"FailAccounts": failed}))
+}
+
+/// `account_check`: `{"CheckItem": [{"UserID": "a"}]}` → whether each account exists.
+pub(crate) async fn account_check(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<AdminQuery>,
+    body: Bytes,
+) -> Response {
+    let body = try_response!(admin_body(&state, &query, &body));
+    let items = try_response!(bounded_list(&body, "CheckItem"));
+    let results: Vec<Value> = items
+        .iter()
+        .filter_map(|item| item.get("UserID").and_then(Value::as_str))
+        .map(|user| {
+            let status = if state.service.user_exists(user) {
+                "Imported"
+            } else {
+                "NotImported"
+            };
+            json!({"UserID": user, "ResultCode": 0, "ResultInfo": "", "AccountStatus": status})
+        })
+        .collect();
+    ok(json!({"ResultItem": results}))
+}
+
 /// Tencent REST type names, mapped to the SDK's (`Work` is `Private`, `Meeting` is `ChatRoom`).
 fn group_kind(rest: Option<&str>) -> Option<String> {
     rest.map(|kind| match kind {
@@ -284,15 +259,6 @@ fn group_kind(rest: Option<&str>) -> Option<String> {
         "Meeting" => "ChatRoom".to_owned(),
         other => other.to_owned(),
     })
-}
-
-macro_rules! try_response {
-    ($e:expr) => {
-        match $e {
-            Ok(value) => value,
-            Err(response) => return response,
-        }
-    };
 }
 
 /// `group_open_http_svc/create_group`: `{Owner_Account, Type?, GroupId?, Name, MemberList?}`.

@@ -479,28 +479,9 @@ impl Service {
         params: InviteInGroupParams,
     ) -> Result<PendingCommit, Refusal> {
         beckon_core::check_group_id("groupID", &params.group_id)?;
-        let offline_push_info = match params.offline_push_info {
-            Some(info) => Some(crate::service::check_offline_push_info(&info)?),
-            None => None,
-        };
-        let invite_id = match params.invite_id {
-            Some(id) => {
-                beckon_core::check_invite_id("inviteID", &id)?;
-                if self
-                    .store
-                    .invitation_exists(id.clone())
-                    .await
-                    .map_err(|e| store_failed(&e))?
-                {
-                    return Err(Refusal::new(
-                        ErrorCode::InviteIdExists,
-                        "an invitation with this inviteID already exists",
-                    ));
-                }
-                id
-            }
-            None => uuid::Uuid::new_v4().to_string(),
-        };
+        let (offline_push_info, invite_id) = self
+            .invitation_options(params.offline_push_info.as_ref(), params.invite_id)
+            .await?;
         // Held across the creation: a member leaving now either happens before (and is
         // refused here) or after (and is withdrawn from this invitation).
         let groups = self.read_groups()?;

@@ -244,9 +244,12 @@ impl RunningServer {
     }
 }
 
-async fn wait_for_signal() {
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM; never when the handlers cannot be installed.
+pub async fn wait_for_signal() {
     let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
     };
     #[cfg(unix)]
     let terminate = async {

@@ -226,28 +226,9 @@ impl Service {
                 ),
             ));
         }
-        let offline_push_info = match params.offline_push_info {
-            Some(info) => Some(check_offline_push_info(&info)?),
-            None => None,
-        };
-        let invite_id = match params.invite_id {
-            Some(id) => {
-                beckon_core::check_invite_id("inviteID", &id)?;
-                if self
-                    .store
-                    .invitation_exists(id.clone())
-                    .await
-                    .map_err(|e| store_failed(&e))?
-                {
-                    return Err(Refusal::new(
-                        ErrorCode::InviteIdExists,
-                        "an invitation with this inviteID already exists",
-                    ));
-                }
-                id
-            }
-            None => uuid::Uuid::new_v4().to_string(),
-        };
+        let (offline_push_info, invite_id) = self
+            .invitation_options(params.offline_push_info.as_ref(), params.invite_id)
+            .await?;
         let new = NewInvitation {
             invite_id,
             inviter: actor.user_id.clone(),
@@ -261,6 +242,36 @@ impl Service {
         };
         let participants = vec![actor.user_id.clone(), new.invitees[0].clone()];
         self.create(actor, new, participants)
+    }
+
+    /// Checks the options every invitation shares: `offlinePushInfo`, and a proposed
+    /// `inviteID` (also against finished invitations in the store). Returns the push info to
+    /// store and the inviteID to use.
+    pub(crate) async fn invitation_options(
+        &self,
+        offline_push_info: Option<&beckon_proto::frames::OfflinePushInfo>,
+        proposed_id: Option<String>,
+    ) -> Result<(Option<serde_json::Value>, String), Refusal> {
+        let offline_push_info = offline_push_info.map(check_offline_push_info).transpose()?;
+        let invite_id = match proposed_id {
+            Some(id) => {
+                beckon_core::check_invite_id("inviteID", &id)?;
+                let used = self
+                    .store
+                    .invitation_exists(id.clone())
+                    .await
+                    .map_err(|e| store_failed(&e))?;
+                if used {
+                    return Err(Refusal::new(
+                        ErrorCode::InviteIdExists,
+                        "an invitation with this inviteID already exists",
+                    ));
+                }
+                id
+            }
+            None => uuid::Uuid::new_v4().to_string(),
+        };
+        Ok((offline_push_info, invite_id))
     }
 
     /// Creates an invitation whose history goes to `participants`. Group callers hold the
@@ -590,7 +601,7 @@ impl Service {
     }
 }
 
-pub(crate) fn check_offline_push_info(
+fn check_offline_push_info(
     info: &beckon_proto::frames::OfflinePushInfo,
 ) -> Result<serde_json::Value, Refusal> {
     let value = serde_json::to_value(info)

@@ -346,23 +346,16 @@ impl Numbers {
                         let updated = if *excluded { 0 } else { now as i64 };
                         upsert.execute(params![participant, key, unread, last, updated])?;
                     }
-                    let kept = message_ref(event::MESSAGE_RECEIVED, message_id);
-                    for participant in participants {
-                        let data = serde_json::to_value([stored.render_for(participant)])
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                        let skip = participant == from;
-                        self.push_event(
-                            tx,
-                            job,
-                            batch,
-                            participant,
-                            skip,
-                            event::MESSAGE_RECEIVED,
-                            data,
-                            now,
-                            Some(&kept),
-                        )?;
-                    }
+                    self.message_events(
+                        tx,
+                        job,
+                        batch,
+                        &stored,
+                        participants,
+                        from,
+                        event::MESSAGE_RECEIVED,
+                        now,
+                    )?;
                     report.messages.push(stored);
                 }
                 WriteOp::RewriteMessage {
@@ -376,23 +369,16 @@ impl Numbers {
                     )?
                     .execute(params![message_id, payload_data])?;
                     if let Some(stored) = crate::reader::message(tx, message_id)? {
-                        let kept = message_ref(event::MESSAGE_MODIFIED, message_id);
-                        for participant in participants {
-                            let data = serde_json::to_value([stored.render_for(participant)])
-                                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                            let skip = participant == modified_by;
-                            self.push_event(
-                                tx,
-                                job,
-                                batch,
-                                participant,
-                                skip,
-                                event::MESSAGE_MODIFIED,
-                                data,
-                                now,
-                                Some(&kept),
-                            )?;
-                        }
+                        self.message_events(
+                            tx,
+                            job,
+                            batch,
+                            &stored,
+                            participants,
+                            modified_by,
+                            event::MESSAGE_MODIFIED,
+                            now,
+                        )?;
                         report.messages.push(stored);
                     }
                 }
@@ -455,6 +441,40 @@ impl Numbers {
             }
         }
         Ok(report)
+    }
+
+    /// Tells every participant about a message (`name`: received or modified), rendered for
+    /// each; the acting device of `actor` is skipped.
+    #[allow(clippy::too_many_arguments)] // the batch context plus the message's attributes
+    fn message_events(
+        &mut self,
+        tx: &Connection,
+        job: &WriteJob,
+        batch: &mut Batch,
+        stored: &StoredMessage,
+        participants: &[String],
+        actor: &str,
+        name: &str,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let kept = message_ref(name, &stored.id);
+        for participant in participants {
+            let data = serde_json::to_value([stored.render_for(participant)])
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let skip = participant == actor;
+            self.push_event(
+                tx,
+                job,
+                batch,
+                participant,
+                skip,
+                name,
+                data,
+                now,
+                Some(&kept),
+            )?;
+        }
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)] // one event's every attribute; a struct would only rename them
