@@ -290,12 +290,47 @@ async fn two_clients_ring_each_other() {
         json!({"op": "cancel", "id": "a7", "inviteID": proposed}),
     );
     alice.send(&both).await;
-    let invited = alice.result("a6").await;
-    assert_eq!(invited["code"], 0, "{invited}");
-    let cancelled = alice.result("a7").await;
-    assert_eq!(cancelled["code"], 0, "{cancelled}");
+    // Both succeed; their answers may arrive in either order.
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < 2 {
+        let line = alice.next_line().await.expect("alice's output goes on");
+        if line["type"] == "result" && (line["id"] == "a6" || line["id"] == "a7") {
+            answers.insert(line["id"].to_string(), line);
+        }
+    }
+    for answer in answers.values() {
+        assert_eq!(answer["code"], 0, "{answer}");
+    }
     let gone = bob.event("ts_invitation_cancelled").await;
     assert_eq!(gone["data"]["inviteID"], proposed.as_str());
+
+    // Groups and group calls go through the same lines.
+    alice
+        .send(r#"{"op":"createGroup","id":"g1","groupID":"cli-team","name":"team","memberList":[{"userID":"bob"}]}"#)
+        .await;
+    let group = alice.result("g1").await;
+    assert_eq!(group["data"]["group"]["memberCount"], 2, "{group}");
+    alice
+        .send(r#"{"op":"inviteInGroup","id":"g2","groupID":"cli-team","inviteeList":["bob"],"timeout":30}"#)
+        .await;
+    assert_eq!(alice.result("g2").await["code"], 0);
+    let group_ring = bob.event("newInvitationReceived").await;
+    assert_eq!(group_ring["data"]["groupID"], "cli-team");
+    bob.send(r#"{"op":"quitGroup","id":"b3","groupID":"cli-team"}"#)
+        .await;
+    // The withdrawal event and the result may come in either order.
+    let (mut quit, mut withdrawn) = (None, None);
+    while quit.is_none() || withdrawn.is_none() {
+        let line = bob.next_line().await.expect("bob's output goes on");
+        if line["type"] == "result" && line["id"] == "b3" {
+            quit = Some(line);
+        } else if line["name"] == "ts_invitation_cancelled" {
+            withdrawn = Some(line);
+        }
+    }
+    assert_eq!(quit.map(|q| q["code"].clone()), Some(json!(0)));
+    let withdrawn = withdrawn.unwrap_or_default();
+    assert_eq!(withdrawn["data"]["reason"], "memberQuit", "{withdrawn}");
 
     // A request still in flight at EOF is answered before the logout.
     alice.send(r#"{"op":"ping","id":"a8"}"#).await;
