@@ -252,6 +252,14 @@ pub(crate) async fn account_check(
     ok(json!({"ResultItem": results}))
 }
 
+/// The owner of a live group, as whom the admin API acts.
+fn group_owner(state: &AppState, group_id: &str) -> Result<crate::service::Actor, Response> {
+    state
+        .service
+        .owner_of(group_id)
+        .map_err(|refusal| refused(&refusal))
+}
+
 /// Tencent REST type names, mapped to the SDK's (`Work` is `Private`, `Meeting` is `ChatRoom`).
 fn group_kind(rest: Option<&str>) -> Option<String> {
     rest.map(|kind| match kind {
@@ -309,10 +317,7 @@ pub(crate) async fn add_group_member(
     let body = try_response!(admin_body(&state, &query, &body));
     let group_id = try_response!(string_field(&body, "GroupId")).to_owned();
     let users = try_response!(member_accounts(&body, "MemberList"));
-    let owner = match state.service.owner_of(&group_id) {
-        Ok(owner) => owner,
-        Err(refusal) => return refused(&refusal),
-    };
+    let owner = try_response!(group_owner(&state, &group_id));
     let params = beckon_proto::frames::GroupMembersParams {
         group_id,
         user_id_list: users,
@@ -357,10 +362,7 @@ pub(crate) async fn delete_group_member(
             "MemberToDel_Account (list of strings) is required",
         );
     };
-    let owner = match state.service.owner_of(&group_id) {
-        Ok(owner) => owner,
-        Err(refusal) => return refused(&refusal),
-    };
+    let owner = try_response!(group_owner(&state, &group_id));
     let params = beckon_proto::frames::GroupMembersParams {
         group_id,
         user_id_list: users,
@@ -379,10 +381,7 @@ pub(crate) async fn destroy_group(
 ) -> Response {
     let body = try_response!(admin_body(&state, &query, &body));
     let group_id = try_response!(string_field(&body, "GroupId")).to_owned();
-    let owner = match state.service.owner_of(&group_id) {
-        Ok(owner) => owner,
-        Err(refusal) => return refused(&refusal),
-    };
+    let owner = try_response!(group_owner(&state, &group_id));
     match state.service.dismiss_group(&owner, &group_id).await {
         Ok(()) => ok(json!({})),
         Err(refusal) => refused(&refusal),
@@ -397,10 +396,7 @@ pub(crate) async fn get_group_member_info(
 ) -> Response {
     let body = try_response!(admin_body(&state, &query, &body));
     let group_id = try_response!(string_field(&body, "GroupId")).to_owned();
-    let owner = match state.service.owner_of(&group_id) {
-        Ok(owner) => owner,
-        Err(refusal) => return refused(&refusal),
-    };
+    let owner = try_response!(group_owner(&state, &group_id));
     match state.service.group_members(
         &owner,
         &group_id,
