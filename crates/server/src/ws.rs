@@ -26,6 +26,8 @@ use tokio::sync::mpsc;
 const MAX_BAD_FRAMES_IN_A_ROW: u32 = 20;
 /// Longest a single write may take before the client counts as too slow.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most queued frames written with one flush.
+const WRITE_BURST: usize = 64;
 /// Longest wait for the close frame to be written.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -138,14 +140,29 @@ async fn write_or_kick(
     text: String,
     handle: Option<&ConnHandle>,
 ) -> Result<(), Option<(CloseCode, &'static str)>> {
+    write_all_or_kick(sink, vec![text], handle).await
+}
+
+/// Writes several frames with one flush (one socket write for a burst of events).
+async fn write_all_or_kick(
+    sink: &mut Sink,
+    texts: Vec<String>,
+    handle: Option<&ConnHandle>,
+) -> Result<(), Option<(CloseCode, &'static str)>> {
     let kicked = async {
         match handle {
             Some(handle) => handle.kicked.notified().await,
             None => std::future::pending().await,
         }
     };
+    let write = async {
+        for text in texts {
+            sink.feed(Message::Text(Utf8Bytes::from(text))).await?;
+        }
+        sink.flush().await
+    };
     tokio::select! {
-        written = tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Text(Utf8Bytes::from(text)))) => match written {
+        written = tokio::time::timeout(WRITE_TIMEOUT, write) => match written {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(None),
             Err(_) => Err(Some(SLOW_CONSUMER)),
@@ -224,12 +241,24 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
                 if let Err(close) = write_or_kick(&mut sink, encode(result), handle).await { break close; }
             }
             Some(outbound) = queue_rx.recv() => {
-                if let Some(seq) = outbound.seq {
-                    if seq <= session.last_delivered { continue; }
-                    session.last_delivered = seq;
+                // Take what else is already queued, so a burst goes out in one write.
+                let mut frames = Vec::new();
+                let mut next = Some(outbound);
+                while let Some(outbound) = next.take() {
+                    let fresh = outbound.seq.is_none_or(|seq| seq > session.last_delivered);
+                    if fresh {
+                        if let Some(seq) = outbound.seq {
+                            session.last_delivered = seq;
+                        }
+                        frames.push(outbound.frame.to_string());
+                    }
+                    if frames.len() < WRITE_BURST {
+                        next = queue_rx.try_recv().ok();
+                    }
                 }
+                if frames.is_empty() { continue; }
                 let handle = session.user.as_ref().map(|u| &*u.handle);
-                if let Err(close) = write_or_kick(&mut sink, outbound.frame.to_string(), handle).await { break close; }
+                if let Err(close) = write_all_or_kick(&mut sink, frames, handle).await { break close; }
             }
             incoming = stream.next(), if !draining && in_flight.len() < state.config.max_in_flight => {
                 let text = match incoming {
