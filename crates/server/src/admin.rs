@@ -252,6 +252,18 @@ pub(crate) async fn account_check(
     ok(json!({"ResultItem": results}))
 }
 
+/// The `GroupId` and owner of an authorized admin request that names only a group.
+fn group_request(
+    state: &AppState,
+    query: &AdminQuery,
+    body: &Bytes,
+) -> Result<(String, crate::service::Actor), Response> {
+    let body = admin_body(state, query, body)?;
+    let group_id = string_field(&body, "GroupId")?.to_owned();
+    let owner = group_owner(state, &group_id)?;
+    Ok((group_id, owner))
+}
+
 /// The owner of a live group, as whom the admin API acts.
 fn group_owner(state: &AppState, group_id: &str) -> Result<crate::service::Actor, Response> {
     state
@@ -379,9 +391,7 @@ pub(crate) async fn destroy_group(
     Query(query): Query<AdminQuery>,
     body: Bytes,
 ) -> Response {
-    let body = try_response!(admin_body(&state, &query, &body));
-    let group_id = try_response!(string_field(&body, "GroupId")).to_owned();
-    let owner = try_response!(group_owner(&state, &group_id));
+    let (group_id, owner) = try_response!(group_request(&state, &query, &body));
     match state.service.dismiss_group(&owner, &group_id).await {
         Ok(()) => ok(json!({})),
         Err(refusal) => refused(&refusal),
@@ -394,9 +404,7 @@ pub(crate) async fn get_group_member_info(
     Query(query): Query<AdminQuery>,
     body: Bytes,
 ) -> Response {
-    let body = try_response!(admin_body(&state, &query, &body));
-    let group_id = try_response!(string_field(&body, "GroupId")).to_owned();
-    let owner = try_response!(group_owner(&state, &group_id));
+    let (group_id, owner) = try_response!(group_request(&state, &query, &body));
     match state.service.group_members(
         &owner,
         &group_id,
