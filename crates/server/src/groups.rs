@@ -2,7 +2,7 @@
 //! `inviteInGroup`. Members who leave while ringing are withdrawn from active invitations in
 //! the same locked step that changes the membership.
 
-use crate::service::{store_failed, Actor, PendingCommit, Service};
+use crate::service::{store_failed, Actor, Change, PendingCommit, Service};
 use beckon_core::groups::{new_group, plan_additions};
 use beckon_core::{
     apply, Command, CommandKind, Group, Invitation, Member, NewInvitation, Refusal, WithdrawReason,
@@ -465,7 +465,7 @@ impl Service {
             // Refused when none of the users is pending there: nothing to do.
             if let Ok(transition) = apply(current, &command, crate::now_ms()) {
                 let participants = groups.participants(current);
-                commits.push(self.carry_out(None, &transition, false, participants));
+                commits.push(self.carry_out(None, &transition, Change::Update, participants));
                 self.store_transition(&mut shard, transition.invitation);
             }
         }
@@ -479,7 +479,7 @@ impl Service {
         params: InviteInGroupParams,
     ) -> Result<PendingCommit, Refusal> {
         beckon_core::check_group_id("groupID", &params.group_id)?;
-        let (offline_push_info, invite_id) = self
+        let options = self
             .invitation_options(params.offline_push_info.as_ref(), params.invite_id)
             .await?;
         // Held across the creation: a member leaving now either happens before (and is
@@ -503,18 +503,18 @@ impl Service {
             ));
         }
         let new = NewInvitation {
-            invite_id,
+            invite_id: options.invite_id,
             inviter: actor.user_id.clone(),
             group_id: params.group_id.clone(),
             invitees: params.invitee_list,
             data: params.data.unwrap_or_default(),
             timeout: params.timeout.unwrap_or(0),
             online_user_only: params.online_user_only.unwrap_or(false),
-            offline_push_info,
+            offline_push_info: options.offline_push_info,
             invite_message_id: crate::service::new_message_id(),
         };
         let participants = group.member_ids();
-        let pending = self.create(actor, new, participants);
+        let pending = self.create(actor, new, options.proposed, participants);
         drop(groups);
         pending
     }

@@ -44,6 +44,21 @@ pub struct Service {
     pub(crate) group_invites: Mutex<HashMap<String, HashSet<String>>>,
 }
 
+/// What a new invitation's shared options came to.
+pub(crate) struct InvitationOptions {
+    pub(crate) offline_push_info: Option<serde_json::Value>,
+    pub(crate) invite_id: String,
+    /// The client chose the inviteID (the server's own are fresh UUIDs).
+    pub(crate) proposed: bool,
+}
+
+/// Whether a transition creates its invitation or changes a stored one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Change {
+    Insert { proposed_id: bool },
+    Update,
+}
+
 /// An accepted command whose store job is queued; resolve it to learn the final result.
 pub struct PendingCommit {
     commit: oneshot::Receiver<Result<JobReport, StoreError>>,
@@ -226,33 +241,33 @@ impl Service {
                 ),
             ));
         }
-        let (offline_push_info, invite_id) = self
+        let options = self
             .invitation_options(params.offline_push_info.as_ref(), params.invite_id)
             .await?;
         let new = NewInvitation {
-            invite_id,
+            invite_id: options.invite_id,
             inviter: actor.user_id.clone(),
             group_id: String::new(),
             invitees: vec![params.user_id],
             data: params.data.unwrap_or_default(),
             timeout: params.timeout.unwrap_or(0),
             online_user_only: params.online_user_only.unwrap_or(false),
-            offline_push_info,
+            offline_push_info: options.offline_push_info,
             invite_message_id: new_message_id(),
         };
         let participants = vec![actor.user_id.clone(), new.invitees[0].clone()];
-        self.create(actor, new, participants)
+        self.create(actor, new, options.proposed, participants)
     }
 
     /// Checks the options every invitation shares: `offlinePushInfo`, and a proposed
-    /// `inviteID` (also against finished invitations in the store). Returns the push info to
-    /// store and the inviteID to use.
+    /// `inviteID` (also against finished invitations in the store).
     pub(crate) async fn invitation_options(
         &self,
         offline_push_info: Option<&beckon_proto::frames::OfflinePushInfo>,
         proposed_id: Option<String>,
-    ) -> Result<(Option<serde_json::Value>, String), Refusal> {
+    ) -> Result<InvitationOptions, Refusal> {
         let offline_push_info = offline_push_info.map(check_offline_push_info).transpose()?;
+        let proposed = proposed_id.is_some();
         let invite_id = match proposed_id {
             Some(id) => {
                 beckon_core::check_invite_id("inviteID", &id)?;
@@ -269,9 +284,14 @@ impl Service {
                 }
                 id
             }
-            None => uuid::Uuid::new_v4().to_string(),
+            // Time-ordered, so new invitations land at the end of the stored index.
+            None => uuid::Uuid::now_v7().to_string(),
         };
-        Ok((offline_push_info, invite_id))
+        Ok(InvitationOptions {
+            offline_push_info,
+            invite_id,
+            proposed,
+        })
     }
 
     /// Creates an invitation whose history goes to `participants`. Group callers hold the
@@ -280,6 +300,7 @@ impl Service {
         self: &Arc<Self>,
         actor: &Actor,
         new: NewInvitation,
+        proposed_id: bool,
         participants: Vec<String>,
     ) -> Result<PendingCommit, Refusal> {
         let invite_id = new.invite_id.clone();
@@ -291,7 +312,12 @@ impl Service {
             ));
         }
         let transition = create(new, crate::now_ms(), self.settings)?;
-        let commit = self.carry_out(Some(actor), &transition, true, participants);
+        let commit = self.carry_out(
+            Some(actor),
+            &transition,
+            Change::Insert { proposed_id },
+            participants,
+        );
         self.track_group_invite(&transition.invitation);
         shard.insert(invite_id.clone(), transition.invitation);
         drop(shard);
@@ -328,7 +354,7 @@ impl Service {
         };
         let transition = apply(current, &command, crate::now_ms())?;
         let participants = groups.participants(current);
-        let commit = self.carry_out(Some(actor), &transition, false, participants);
+        let commit = self.carry_out(Some(actor), &transition, Change::Update, participants);
         self.store_transition(&mut shard, transition.invitation);
         drop(shard);
         drop(groups);
@@ -381,7 +407,7 @@ impl Service {
         match apply(current, &command, now) {
             Ok(transition) => {
                 let participants = groups.participants(current);
-                let commit = self.carry_out(None, &transition, false, participants);
+                let commit = self.carry_out(None, &transition, Change::Update, participants);
                 self.store_transition(&mut shard, transition.invitation);
                 Some(commit)
             }
@@ -398,21 +424,22 @@ impl Service {
         &self,
         actor: Option<&Actor>,
         transition: &Transition,
-        insert: bool,
+        change: Change,
         participants: Vec<String>,
     ) -> oneshot::Receiver<Result<JobReport, StoreError>> {
+        let insert = matches!(change, Change::Insert { .. });
         let invitation = &transition.invitation;
         let effects = &transition.effects;
         let mut ops = Vec::with_capacity(3 + effects.notifications.len());
-        ops.push(if insert {
-            WriteOp::InsertInvitation {
+        ops.push(match change {
+            Change::Insert { proposed_id } => WriteOp::InsertInvitation {
                 invitation: invitation.clone(),
-            }
-        } else {
-            WriteOp::UpdateInvitation {
+                proposed_id,
+            },
+            Change::Update => WriteOp::UpdateInvitation {
                 invitation: invitation.clone(),
                 resolved: effects.resolved.clone(),
-            }
+            },
         });
         match &effects.history {
             Some(HistoryEffect::Append {

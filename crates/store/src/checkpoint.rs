@@ -1,5 +1,6 @@
-//! The checkpointer thread: copies the write-ahead log back into the database beside the
-//! writer, so commits never pay for a checkpoint inline.
+//! The checkpointer thread: copies the write-ahead logs of the journal and of the indexed
+//! tables back into their databases beside the writer and the indexer, so their commits never
+//! pay for a checkpoint inline.
 
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,23 +13,30 @@ const INTERVAL: Duration = Duration::from_millis(200);
 /// with RESTART, which waits for readers, so the log cannot grow without bound.
 const RESTART_ABOVE_PAGES: i64 = 200_000;
 
-pub(crate) fn run(conn: &Connection, stop: &Arc<AtomicBool>) {
+pub(crate) fn run(databases: &[Connection], stop: &Arc<AtomicBool>) {
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(INTERVAL);
-        let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-        });
-        match passive {
-            Ok((log, done)) if log > RESTART_ABOVE_PAGES && done < log => {
-                if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
-                {
-                    tracing::warn!(%error, "WAL checkpoint (restart) failed; will retry");
-                }
-            }
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "WAL checkpoint failed; will retry"),
+        for conn in databases {
+            checkpoint(conn);
         }
     }
-    // Leave a small log behind on a clean stop.
-    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    // Leave small logs behind on a clean stop.
+    for conn in databases {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+}
+
+fn checkpoint(conn: &Connection) {
+    let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+    });
+    match passive {
+        Ok((log, done)) if log > RESTART_ABOVE_PAGES && done < log => {
+            if let Err(error) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                tracing::warn!(%error, "WAL checkpoint (restart) failed; will retry");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "WAL checkpoint failed; will retry"),
+    }
 }

@@ -1,22 +1,30 @@
 //! Durable storage: the only crate that knows SQL.
 //!
-//! One writer thread owns the write connection and commits many jobs per transaction (group
-//! commit): a durable commit costs about a millisecond, so committing per action would cap the
-//! server near a thousand actions per second. The writer also numbers each user's events and
-//! each conversation's messages, so numbering order is commit order; after each commit it hands
-//! the numbered events, in order, to the server for delivery. Reads use a small pool of
-//! separate connections (WAL lets them run beside the writer).
+//! One writer thread commits many jobs per transaction (group commit) to an append-only
+//! journal: a durable commit costs about a millisecond, so committing per action would cap the
+//! server near a thousand actions per second, and appending one row per commit writes few
+//! pages. The writer numbers each user's events and each conversation's messages, so numbering
+//! order is commit order; after each commit it hands the numbered events, in order, to the
+//! server for delivery, and the records to the indexer thread, which applies them to the
+//! queryable tables behind it. Reads use a small pool of separate connections (WAL lets them
+//! run beside the indexer) and first wait until the indexer has applied everything committed
+//! when they started, so a client always reads its own acknowledged writes.
 
 mod checkpoint;
+mod indexer;
+mod journal;
 mod reader;
 mod schema;
 mod writer;
+
+pub use journal::JOURNAL_FILE;
 
 pub use reader::LoginSnapshot;
 pub use writer::{Delivery, JobReport, WriteJob, WriteOp};
 
 use beckon_core::Invitation;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
@@ -70,15 +78,24 @@ struct Inner {
     config: StoreConfig,
     jobs: Mutex<Option<mpsc::Sender<writer::Envelope>>>,
     readers: Mutex<Vec<rusqlite::Connection>>,
+    /// Newest journal position committed, and the indexer's newest applied one.
+    committed: Arc<AtomicU64>,
+    applied: tokio::sync::watch::Receiver<u64>,
+    /// Tells the indexer a reader waits, so it applies at once instead of gathering more.
+    reader_waits: Arc<std::sync::atomic::AtomicBool>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
     /// Set once a commit fails; see [`Store::failure`].
     failure: tokio::sync::watch::Receiver<Option<String>>,
 }
 
-/// Name of the database file inside the data directory.
+/// Name of the database of indexed tables inside the data directory.
 pub const DB_FILE: &str = "beckon.sqlite3";
+
+/// Committed batches the indexer may lag behind before the writer waits for it.
+const INDEX_QUEUE_BATCHES: usize = 256;
 
 impl Store {
     /// Opens (creating when needed) the database in `data_dir` and starts the writer. Numbered
@@ -88,39 +105,81 @@ impl Store {
         config: StoreConfig,
         deliveries: tokio_mpsc::UnboundedSender<Vec<Delivery>>,
     ) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+        let dir_error = |source| StoreError::DataDir {
             path: data_dir.to_owned(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(data_dir).map_err(dir_error)?;
         let path = data_dir.join(DB_FILE);
-        let conn = schema::open_writer(&path)?;
-        let (tx, rx) = mpsc::channel();
+        let durable = Arc::new(AtomicU64::new(0));
+        let (mut indexer, applied) = indexer::Indexer::new(
+            schema::open_indexer(&path)?,
+            config.event_retention_ms,
+            Arc::clone(&durable),
+        )?;
+        let journal = journal::open(data_dir)?;
+        // What a crash left unapplied goes into the tables before anyone reads them.
+        let mut replayed = 0usize;
+        journal::replay_after(&journal, indexer.applied_pos(), |pos, records| {
+            replayed += 1;
+            indexer.apply(&[(pos, records)], false)
+        })?;
+        if replayed > 0 {
+            indexer.apply(&[], true)?;
+            tracing::info!(
+                batches = replayed,
+                "applied journal batches left by a crash"
+            );
+        }
         let (failure_tx, failure) = tokio::sync::watch::channel(None);
-        let writer = writer::Writer::new(conn, config.clone(), deliveries, failure_tx);
+        let failure_tx = Arc::new(failure_tx);
+        let committed = Arc::new(AtomicU64::new(0));
+        let (index_tx, index_rx) = mpsc::sync_channel(INDEX_QUEUE_BATCHES);
+        let writer = writer::Writer::new(
+            journal,
+            schema::open_reader(&path)?,
+            config.clone(),
+            writer::WriterLinks {
+                deliveries,
+                indexer: index_tx,
+                applied: applied.clone(),
+                durable,
+                committed: Arc::clone(&committed),
+                failure: Arc::clone(&failure_tx),
+            },
+        )?;
+        let reader_waits = Arc::clone(&indexer.reader_waits);
+        let indexer_failure = Arc::clone(&failure_tx);
+        let indexer_thread = std::thread::Builder::new()
+            .name("beckon-store-indexer".into())
+            .spawn(move || indexer.run(&index_rx, &indexer_failure))
+            .map_err(dir_error)?;
+        let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("beckon-store-writer".into())
             .spawn(move || writer.run(&rx))
-            .map_err(|source| StoreError::DataDir {
-                path: data_dir.to_owned(),
-                source,
-            })?;
-        let checkpoint_conn = schema::open_checkpointer(&path)?;
+            .map_err(dir_error)?;
+        let checkpoint_conns = vec![
+            schema::open_checkpointer(&data_dir.join(JOURNAL_FILE))?,
+            schema::open_checkpointer(&path)?,
+        ];
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = Arc::clone(&stop_checkpoints);
         let checkpointer = std::thread::Builder::new()
             .name("beckon-store-checkpoint".into())
-            .spawn(move || checkpoint::run(&checkpoint_conn, &stop))
-            .map_err(|source| StoreError::DataDir {
-                path: data_dir.to_owned(),
-                source,
-            })?;
+            .spawn(move || checkpoint::run(&checkpoint_conns, &stop))
+            .map_err(dir_error)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 config,
                 jobs: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
+                committed,
+                applied,
+                reader_waits,
                 writer_thread: Mutex::new(Some(thread)),
+                indexer_thread: Mutex::new(Some(indexer_thread)),
                 checkpointer: Mutex::new(Some(checkpointer)),
                 stop_checkpoints,
                 failure,
@@ -167,19 +226,17 @@ impl Store {
         error
     }
 
-    /// Stops the writer after it has committed every queued job.
+    /// Stops the writer after it has committed every queued job, and the indexer after it has
+    /// applied them.
     pub fn close(&self) {
         if let Ok(mut jobs) = self.inner.jobs.lock() {
             jobs.take();
         }
-        let thread = self
-            .inner
-            .writer_thread
-            .lock()
-            .ok()
-            .and_then(|mut t| t.take());
-        if let Some(thread) = thread {
-            let _ = thread.join();
+        for thread in [&self.inner.writer_thread, &self.inner.indexer_thread] {
+            let thread = thread.lock().ok().and_then(|mut t| t.take());
+            if let Some(thread) = thread {
+                let _ = thread.join();
+            }
         }
         self.inner
             .stop_checkpoints
@@ -195,12 +252,22 @@ impl Store {
         }
     }
 
-    /// Runs `f` on a pooled read connection on the blocking thread pool.
+    /// Runs `f` on a pooled read connection on the blocking thread pool, once the tables hold
+    /// everything committed before the call.
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Connection, &StoreConfig) -> Result<T, StoreError> + Send + 'static,
     {
+        let committed = self.inner.committed.load(Ordering::Acquire);
+        if *self.inner.applied.borrow() < committed {
+            self.inner.reader_waits.store(true, Ordering::Release);
+            let mut applied = self.inner.applied.clone();
+            applied
+                .wait_for(|applied| *applied >= committed)
+                .await
+                .map_err(|_| StoreError::WriterStopped)?;
+        }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().ok().and_then(|mut pool| pool.pop());
@@ -296,3 +363,6 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,4 +1,4 @@
-//! Database schema and connection settings.
+//! Schema of the indexed tables and connection settings.
 
 use crate::StoreError;
 use rusqlite::Connection;
@@ -6,9 +6,16 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema version stored in `PRAGMA user_version`; bump with a migration when tables change.
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added `meta` (the journal position applied); version 1 databases upgrade in place.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
+-- applied_pos: the newest journal position these tables include.
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS users (
     user_id TEXT PRIMARY KEY,
     created_ms INTEGER NOT NULL
@@ -83,24 +90,29 @@ CREATE TABLE IF NOT EXISTS conversations (
 ) WITHOUT ROWID;
 ";
 
-fn configure(conn: &Connection) -> Result<(), StoreError> {
+pub(crate) fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     Ok(())
 }
 
-/// Opens the single write connection and brings the schema up to date.
-pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(path)?;
-    configure(&conn)?;
+pub(crate) fn set_wal(conn: &Connection) -> Result<(), StoreError> {
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Corrupt(format!(
             "cannot switch the database to WAL mode (got {mode})"
         )));
     }
-    // FULL: every commit is on disk before any client hears of it.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+/// Opens the indexer's write connection and brings the schema up to date.
+pub(crate) fn open_indexer(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    set_wal(&conn)?;
+    // NORMAL: the journal holds every record durably; see indexer.rs.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     // Checkpoints run on their own thread (see checkpoint.rs), not inline in a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     tune(&conn)?;

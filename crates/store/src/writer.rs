@@ -1,14 +1,24 @@
-//! The writer thread: group commit, event and message numbering, and delivery hand-off.
+//! The writer thread: group commit to the journal, event and message numbering, and delivery
+//! hand-off.
+//!
+//! The writer turns each job into records with every number decided (a user's next event
+//! number, a conversation's next message number), appends the batch's records to the journal
+//! as one row and commits durably; only then does it reply, hand the numbered events to the
+//! server for delivery, and pass the records to the indexer. Numbers are kept in memory and
+//! loaded from the indexed tables on first use: a user or conversation not yet touched since
+//! start-up has nothing unindexed (start-up replays the journal first).
 
+use crate::indexer::Batch as IndexBatch;
+use crate::journal::{self, Record};
 use crate::{now_ms, StoreConfig, StoreError};
 use beckon_core::{ConversationRef, Invitation, Notification, StoredMessage};
 use beckon_proto::frames::EventFrame;
 use beckon_proto::signaling::event;
-use rusqlite::{params, Connection, OptionalExtension};
-use std::collections::HashMap;
+use rusqlite::{Connection, OptionalExtension};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc as tokio_mpsc, oneshot};
+use tokio::sync::{mpsc as tokio_mpsc, oneshot, watch};
 
 /// One unit of work, applied atomically with the others of its transaction.
 #[derive(Debug, Clone)]
@@ -27,8 +37,12 @@ pub enum WriteOp {
     /// Records an account (no-op when it exists).
     EnsureUser { user_id: String },
     /// Stores a new invitation; if the ID is taken the whole job is skipped and reported as a
-    /// conflict.
-    InsertInvitation { invitation: Invitation },
+    /// conflict. Only a `proposed_id` (chosen by the client) is looked up among finished
+    /// invitations: the server's own are fresh UUIDs.
+    InsertInvitation {
+        invitation: Invitation,
+        proposed_id: bool,
+    },
     /// Stores an invitation's new state; `resolved` invitees leave the pending index.
     UpdateInvitation {
         invitation: Invitation,
@@ -99,17 +113,33 @@ pub(crate) enum Envelope {
     Job(WriteJob, oneshot::Sender<Result<JobReport, StoreError>>),
 }
 
-pub(crate) struct Writer {
-    conn: Connection,
-    config: StoreConfig,
-    deliveries: tokio_mpsc::UnboundedSender<Vec<Delivery>>,
-    numbers: Numbers,
-    last_prune: Instant,
+/// Where the writer's work goes, and what it shares with the indexer and readers.
+pub(crate) struct WriterLinks {
+    pub(crate) deliveries: tokio_mpsc::UnboundedSender<Vec<Delivery>>,
+    pub(crate) indexer: mpsc::SyncSender<IndexBatch>,
+    /// Newest position the indexer has applied.
+    pub(crate) applied: watch::Receiver<u64>,
+    /// Newest position the indexer has made durable: journal rows up to it can go.
+    pub(crate) durable: Arc<AtomicU64>,
+    /// Newest position committed to the journal; readers wait until it is applied.
+    pub(crate) committed: Arc<AtomicU64>,
     /// Set after a failed commit; later jobs are refused without touching the database.
-    failure: tokio::sync::watch::Sender<Option<String>>,
+    pub(crate) failure: Arc<watch::Sender<Option<String>>>,
 }
 
-/// Cached sequence heads, loaded from the database on first use.
+pub(crate) struct Writer {
+    journal: Connection,
+    /// Read connection to the indexed tables, for numbers not yet cached and ID checks.
+    tables: Connection,
+    config: StoreConfig,
+    links: WriterLinks,
+    numbers: Numbers,
+    unindexed: Unindexed,
+    next_pos: u64,
+    forgotten_through: u64,
+}
+
+/// Cached sequence heads, loaded from the indexed tables on first use.
 #[derive(Default)]
 struct Numbers {
     /// Newest event number per user.
@@ -118,42 +148,87 @@ struct Numbers {
     conversation_heads: HashMap<String, u64>,
 }
 
-/// Longest interval between prunes of old events (shorter when the retention is short).
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
-const PRUNE_CHUNK: i64 = 20_000;
+/// What the writer committed that the indexer may not have applied yet, for the few checks
+/// that read the tables: taken IDs and the messages a rewrite needs.
+#[derive(Default)]
+struct Unindexed {
+    invite_ids: HashMap<String, u64>,
+    group_ids: HashMap<String, u64>,
+    messages: HashMap<String, (u64, StoredMessage)>,
+    /// What each position added, oldest first, to forget once it is applied.
+    order: VecDeque<(u64, Vec<Key>)>,
+}
 
+enum Key {
+    Invite(String),
+    Group(String),
+    Message(String),
+}
+
+impl Unindexed {
+    fn forget_through(&mut self, applied: u64) {
+        while self.order.front().is_some_and(|(pos, _)| *pos <= applied) {
+            let Some((_, keys)) = self.order.pop_front() else {
+                break;
+            };
+            for key in keys {
+                match key {
+                    Key::Invite(id) => remove_if_applied(&mut self.invite_ids, &id, applied),
+                    Key::Group(id) => remove_if_applied(&mut self.group_ids, &id, applied),
+                    Key::Message(id) => {
+                        if self
+                            .messages
+                            .get(&id)
+                            .is_some_and(|(pos, _)| *pos <= applied)
+                        {
+                            self.messages.remove(&id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn remove_if_applied(map: &mut HashMap<String, u64>, id: &str, applied: u64) {
+    if map.get(id).is_some_and(|pos| *pos <= applied) {
+        map.remove(id);
+    }
+}
+
+/// One group commit in the making.
 struct Batch {
+    pos: u64,
+    now: u64,
+    records: Vec<Record>,
     deliveries: Vec<Delivery>,
-    touched_users: HashMap<String, u64>,
+    keys: Vec<Key>,
 }
 
 impl Writer {
     pub(crate) fn new(
-        conn: Connection,
+        journal: Connection,
+        tables: Connection,
         config: StoreConfig,
-        deliveries: tokio_mpsc::UnboundedSender<Vec<Delivery>>,
-        failure: tokio::sync::watch::Sender<Option<String>>,
-    ) -> Self {
-        Self {
-            conn,
+        links: WriterLinks,
+    ) -> Result<Self, StoreError> {
+        let applied = *links.applied.borrow();
+        let next_pos = journal::last_pos(&journal)?.max(applied) + 1;
+        links.committed.store(next_pos - 1, Ordering::Release);
+        Ok(Self {
+            journal,
+            tables,
             config,
-            deliveries,
+            links,
             numbers: Numbers::default(),
-            last_prune: Instant::now(),
-            failure,
-        }
+            unindexed: Unindexed::default(),
+            next_pos,
+            forgotten_through: 0,
+        })
     }
 
     pub(crate) fn run(mut self, jobs: &mpsc::Receiver<Envelope>) {
-        loop {
-            let first = match jobs.recv_timeout(self.prune_interval()) {
-                Ok(envelope) => envelope,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.prune_if_due();
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            };
+        while let Ok(first) = jobs.recv() {
             let mut batch = vec![first];
             while batch.len() < self.config.max_batch_jobs {
                 match jobs.try_recv() {
@@ -162,13 +237,12 @@ impl Writer {
                 }
             }
             self.commit_batch(batch);
-            self.prune_if_due();
         }
         tracing::debug!("store writer stopped");
     }
 
     fn commit_batch(&mut self, envelopes: Vec<Envelope>) {
-        if let Some(error) = self.failure.borrow().clone() {
+        if let Some(error) = self.links.failure.borrow().clone() {
             for Envelope::Job(_, reply) in envelopes {
                 let _ = reply.send(Err(StoreError::Corrupt(format!(
                     "store failed earlier: {error}"
@@ -176,30 +250,56 @@ impl Writer {
             }
             return;
         }
+        let applied = *self.links.applied.borrow();
+        self.unindexed.forget_through(applied);
         let mut batch = Batch {
+            pos: self.next_pos,
+            now: now_ms(),
+            records: Vec::with_capacity(envelopes.len() * 4),
             deliveries: Vec::new(),
-            touched_users: HashMap::new(),
+            keys: Vec::new(),
         };
         let mut reports = Vec::with_capacity(envelopes.len());
         let result = (|| -> Result<(), StoreError> {
-            let tx = self.conn.unchecked_transaction()?;
             for Envelope::Job(job, _) in &envelopes {
-                reports.push(self.numbers.apply_job(&tx, job, &mut batch)?);
+                reports.push(self.apply_job(job, &mut batch)?);
             }
-            for (user, seq) in &batch.touched_users {
-                tx.prepare_cached(
-                    "INSERT INTO user_heads(user_id, seq) VALUES (?1, ?2)
-                     ON CONFLICT(user_id) DO UPDATE SET seq = excluded.seq",
-                )?
-                .execute(params![user, *seq as i64])?;
+            if batch.records.is_empty() {
+                return Ok(());
+            }
+            let bytes = journal::encode(&batch.records)?;
+            let tx = self.journal.unchecked_transaction()?;
+            journal::append(&tx, batch.pos, &bytes)?;
+            // Rows the indexer has on disk go in the same commit: no extra sync.
+            let durable = self.links.durable.load(Ordering::Acquire);
+            if durable > self.forgotten_through {
+                journal::forget_through(&tx, durable)?;
             }
             tx.commit()?;
+            self.forgotten_through = self.forgotten_through.max(durable);
             Ok(())
         })();
         match result {
             Ok(()) => {
+                if !batch.records.is_empty() {
+                    self.next_pos += 1;
+                    self.unindexed
+                        .order
+                        .push_back((batch.pos, std::mem::take(&mut batch.keys)));
+                    let records = std::mem::take(&mut batch.records);
+                    // Queued before it counts as committed: a reader that sees it committed
+                    // finds it in the indexer's queue (see Indexer::gather).
+                    if self.links.indexer.send((batch.pos, records)).is_err() {
+                        // Committed and durable, but the tables will not show it until a
+                        // restart replays the journal: stop serving.
+                        self.links
+                            .failure
+                            .send_replace(Some("the store indexer has stopped".to_owned()));
+                    }
+                    self.links.committed.store(batch.pos, Ordering::Release);
+                }
                 if !batch.deliveries.is_empty() {
-                    let _ = self.deliveries.send(batch.deliveries);
+                    let _ = self.links.deliveries.send(batch.deliveries);
                 }
                 for (Envelope::Job(_, reply), report) in envelopes.into_iter().zip(reports) {
                     let _ = reply.send(Ok(report));
@@ -210,7 +310,7 @@ impl Writer {
                 // Cached numbers may be ahead of what was committed.
                 self.numbers = Numbers::default();
                 let text = error.to_string();
-                self.failure.send_replace(Some(text.clone()));
+                self.links.failure.send_replace(Some(text.clone()));
                 for Envelope::Job(_, reply) in envelopes {
                     let _ = reply.send(Err(StoreError::Corrupt(format!("commit failed: {text}"))));
                 }
@@ -218,95 +318,67 @@ impl Writer {
         }
     }
 
-    fn prune_interval(&self) -> Duration {
-        PRUNE_EVERY.min(Duration::from_millis(
-            (self.config.event_retention_ms / 2).max(100),
-        ))
-    }
-
-    fn prune_if_due(&mut self) {
-        if self.last_prune.elapsed() < self.prune_interval() {
-            return;
-        }
-        self.last_prune = Instant::now();
-        let cutoff = now_ms().saturating_sub(self.config.event_retention_ms) as i64;
-        // In chunks, so a large prune never holds the writer for long.
-        loop {
-            let deleted = self.conn.execute(
-                "DELETE FROM events WHERE (user_id, seq) IN
-                    (SELECT user_id, seq FROM events WHERE created_ms < ?1 LIMIT ?2)",
-                params![cutoff, PRUNE_CHUNK],
-            );
-            match deleted {
-                Ok(n) if n as i64 == PRUNE_CHUNK => {}
-                Ok(_) => break,
-                Err(error) => {
-                    tracing::warn!(%error, "pruning old events failed; will retry");
-                    break;
-                }
-            }
-        }
-    }
-}
-
-impl Numbers {
-    fn apply_job(
-        &mut self,
-        tx: &Connection,
-        job: &WriteJob,
-        batch: &mut Batch,
-    ) -> Result<JobReport, StoreError> {
-        let mut report = JobReport::default();
-        let now = now_ms();
+    /// Whether a new invitation's or group's ID is taken, among committed ones (indexed or
+    /// not) and earlier jobs of this batch.
+    fn conflicts(&self, job: &WriteJob) -> Result<bool, StoreError> {
         for op in &job.ops {
             match op {
-                WriteOp::EnsureUser { user_id } => {
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO users(user_id, created_ms) VALUES (?1, ?2)",
-                    )?
-                    .execute(params![user_id, now as i64])?;
+                WriteOp::InsertInvitation {
+                    invitation,
+                    proposed_id,
+                } => {
+                    let id = &invitation.invite_id;
+                    if self.unindexed.invite_ids.contains_key(id)
+                        || (*proposed_id && crate::reader::invitation_exists(&self.tables, id)?)
+                    {
+                        return Ok(true);
+                    }
                 }
-                WriteOp::InsertInvitation { invitation } => {
-                    let inserted = tx
-                        .prepare_cached(
-                            "INSERT INTO invitations(invite_id, active, body) VALUES (?1, ?2, ?3)
-                             ON CONFLICT(invite_id) DO NOTHING",
-                        )?
-                        .execute(params![
-                            invitation.invite_id,
-                            i64::from(invitation.is_active()),
-                            invitation_json(invitation)?
-                        ])?;
-                    if inserted == 0 {
-                        report.conflict = true;
-                        return Ok(report);
+                WriteOp::CreateGroup { group } => {
+                    let id = &group.group_id;
+                    if self.unindexed.group_ids.contains_key(id)
+                        || crate::reader::group_id_used(&self.tables, id)?
+                    {
+                        return Ok(true);
                     }
-                    let mut pending = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO pending_invitees(user_id, invite_id) VALUES (?1, ?2)",
-                    )?;
-                    for user in invitation.pending() {
-                        pending.execute(params![user, invitation.invite_id])?;
-                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(false)
+    }
+
+    fn apply_job(&mut self, job: &WriteJob, batch: &mut Batch) -> Result<JobReport, StoreError> {
+        let mut report = JobReport::default();
+        if self.conflicts(job)? {
+            report.conflict = true;
+            return Ok(report);
+        }
+        let now = batch.now;
+        for op in &job.ops {
+            match op {
+                WriteOp::EnsureUser { user_id } => batch.records.push(Record::User {
+                    user_id: user_id.clone(),
+                    created_ms: now,
+                }),
+                WriteOp::InsertInvitation { invitation, .. } => {
+                    let id = invitation.invite_id.clone();
+                    self.unindexed.invite_ids.insert(id.clone(), batch.pos);
+                    batch.keys.push(Key::Invite(id));
+                    batch.records.push(Record::Invitation {
+                        invitation: Box::new(invitation.clone()),
+                        inserted: true,
+                        resolved: Vec::new(),
+                    });
                 }
                 WriteOp::UpdateInvitation {
                     invitation,
                     resolved,
-                } => {
-                    tx.prepare_cached(
-                        "UPDATE invitations SET active = ?2, body = ?3 WHERE invite_id = ?1",
-                    )?
-                    .execute(params![
-                        invitation.invite_id,
-                        i64::from(invitation.is_active()),
-                        invitation_json(invitation)?
-                    ])?;
-                    let mut unpend = tx.prepare_cached(
-                        "DELETE FROM pending_invitees WHERE user_id = ?1 AND invite_id = ?2",
-                    )?;
-                    for user in resolved {
-                        unpend.execute(params![user, invitation.invite_id])?;
-                    }
-                }
+                } => batch.records.push(Record::Invitation {
+                    invitation: Box::new(invitation.clone()),
+                    inserted: false,
+                    resolved: resolved.clone(),
+                }),
                 WriteOp::AppendMessage {
                     message_id,
                     conversation,
@@ -317,12 +389,7 @@ impl Numbers {
                     excluded,
                 } => {
                     let key = conversation.key();
-                    let seq = self.next_conversation_seq(tx, &key)?;
-                    tx.prepare_cached(
-                        "INSERT INTO messages(message_id, conv_key, seq, from_user, time_s, payload_data, excluded)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    )?
-                    .execute(params![message_id, key, seq as i64, from, *time as i64, payload_data, i64::from(*excluded)])?;
+                    let seq = self.next_conversation_seq(&key)?;
                     let stored = StoredMessage {
                         id: message_id.clone(),
                         conversation: conversation.clone(),
@@ -332,30 +399,26 @@ impl Numbers {
                         payload_data: payload_data.clone(),
                         excluded: *excluded,
                     };
-                    let mut upsert = tx.prepare_cached(
-                        "INSERT INTO conversations(owner, conv_key, unread, last_message_id, updated_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT(owner, conv_key) DO UPDATE SET
-                            unread = unread + excluded.unread,
-                            last_message_id = coalesce(excluded.last_message_id, last_message_id),
-                            updated_ms = max(updated_ms, excluded.updated_ms)",
-                    )?;
-                    for participant in participants {
-                        let unread = i64::from(!*excluded && participant != from);
-                        let last = (!*excluded).then_some(message_id.as_str());
-                        let updated = if *excluded { 0 } else { now as i64 };
-                        upsert.execute(params![participant, key, unread, last, updated])?;
-                    }
+                    batch.records.push(Record::Message {
+                        message_id: message_id.clone(),
+                        conv_key: key,
+                        seq,
+                        from: from.clone(),
+                        time_s: *time,
+                        payload_data: payload_data.clone(),
+                        excluded: *excluded,
+                        participants: participants.clone(),
+                        updated_ms: now,
+                    });
                     self.message_events(
-                        tx,
                         job,
                         batch,
                         &stored,
                         participants,
                         from,
                         event::MESSAGE_RECEIVED,
-                        now,
                     )?;
+                    self.remember_message(batch, &stored);
                     report.messages.push(stored);
                 }
                 WriteOp::RewriteMessage {
@@ -364,115 +427,98 @@ impl Numbers {
                     participants,
                     modified_by,
                 } => {
-                    tx.prepare_cached(
-                        "UPDATE messages SET payload_data = ?2 WHERE message_id = ?1",
-                    )?
-                    .execute(params![message_id, payload_data])?;
-                    if let Some(stored) = crate::reader::message(tx, message_id)? {
+                    let current = match self.unindexed.messages.get(message_id) {
+                        Some((_, message)) => Some(message.clone()),
+                        None => crate::reader::message(&self.tables, message_id)?,
+                    };
+                    if let Some(mut stored) = current {
+                        stored.payload_data.clone_from(payload_data);
+                        batch.records.push(Record::Rewrite {
+                            message_id: message_id.clone(),
+                            payload_data: payload_data.clone(),
+                        });
                         self.message_events(
-                            tx,
                             job,
                             batch,
                             &stored,
                             participants,
                             modified_by,
                             event::MESSAGE_MODIFIED,
-                            now,
                         )?;
+                        self.remember_message(batch, &stored);
                         report.messages.push(stored);
                     }
                 }
                 WriteOp::Notify(notification) => {
                     self.push_event(
-                        tx,
                         job,
                         batch,
                         &notification.recipient,
                         notification.skip_origin,
                         notification.name,
                         notification.data.clone(),
-                        now,
                         None,
                     )?;
                 }
                 WriteOp::CreateGroup { group } => {
-                    let inserted = tx
-                        .prepare_cached(
-                            "INSERT INTO groups(group_id, name, kind, owner, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
-                             ON CONFLICT(group_id) DO NOTHING",
-                        )?
-                        .execute(params![
-                            group.group_id,
-                            group.name,
-                            group.kind,
-                            group.owner,
-                            group.created_at_ms as i64
-                        ])?;
-                    if inserted == 0 {
-                        report.conflict = true;
-                        return Ok(report);
-                    }
-                    insert_members(tx, &group.group_id, &group.members)?;
+                    let id = group.group_id.clone();
+                    self.unindexed.group_ids.insert(id.clone(), batch.pos);
+                    batch.keys.push(Key::Group(id));
+                    batch.records.push(Record::CreateGroup {
+                        group: group.clone(),
+                    });
                 }
-                WriteOp::AddMembers { group_id, members } => insert_members(tx, group_id, members)?,
+                WriteOp::AddMembers { group_id, members } => {
+                    batch.records.push(Record::AddMembers {
+                        group_id: group_id.clone(),
+                        members: members.clone(),
+                    });
+                }
                 WriteOp::RemoveMembers { group_id, user_ids } => {
-                    let mut delete = tx.prepare_cached(
-                        "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2",
-                    )?;
-                    for user in user_ids {
-                        delete.execute(params![group_id, user])?;
-                    }
+                    batch.records.push(Record::RemoveMembers {
+                        group_id: group_id.clone(),
+                        user_ids: user_ids.clone(),
+                    });
                 }
-                WriteOp::DismissGroup { group_id } => {
-                    tx.prepare_cached("UPDATE groups SET dismissed = 1 WHERE group_id = ?1")?
-                        .execute([group_id])?;
-                    tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
-                        .execute([group_id])?;
-                }
+                WriteOp::DismissGroup { group_id } => batch.records.push(Record::DismissGroup {
+                    group_id: group_id.clone(),
+                }),
                 WriteOp::MarkRead {
                     user_id,
                     conversation,
-                } => {
-                    tx.prepare_cached(
-                        "UPDATE conversations SET unread = 0 WHERE owner = ?1 AND conv_key = ?2",
-                    )?
-                    .execute(params![user_id, conversation.key()])?;
-                }
+                } => batch.records.push(Record::MarkRead {
+                    user_id: user_id.clone(),
+                    conv_key: conversation.key(),
+                }),
             }
         }
         Ok(report)
     }
 
+    fn remember_message(&mut self, batch: &mut Batch, stored: &StoredMessage) {
+        self.unindexed
+            .messages
+            .insert(stored.id.clone(), (batch.pos, stored.clone()));
+        batch.keys.push(Key::Message(stored.id.clone()));
+    }
+
     /// Tells every participant about a message (`name`: received or modified), rendered for
     /// each; the acting device of `actor` is skipped.
-    #[allow(clippy::too_many_arguments)] // the batch context plus the message's attributes
     fn message_events(
         &mut self,
-        tx: &Connection,
         job: &WriteJob,
         batch: &mut Batch,
         stored: &StoredMessage,
         participants: &[String],
         actor: &str,
         name: &str,
-        now: u64,
     ) -> Result<(), StoreError> {
         let kept = message_ref(name, &stored.id);
         for participant in participants {
             let data = serde_json::to_value([stored.render_for(participant)])
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let skip = participant == actor;
-            self.push_event(
-                tx,
-                job,
-                batch,
-                participant,
-                skip,
-                name,
-                data,
-                now,
-                Some(&kept),
-            )?;
+            self.push_event(job, batch, participant, skip, name, data, Some(&kept))?;
         }
         Ok(())
     }
@@ -480,14 +526,12 @@ impl Numbers {
     #[allow(clippy::too_many_arguments)] // one event's every attribute; a struct would only rename them
     fn push_event(
         &mut self,
-        tx: &Connection,
         job: &WriteJob,
         batch: &mut Batch,
         user: &str,
         skip_origin: bool,
         name: &str,
         data: serde_json::Value,
-        now: u64,
         kept_as: Option<&str>,
     ) -> Result<(), StoreError> {
         let skip_instance = if skip_origin {
@@ -505,11 +549,15 @@ impl Numbers {
             });
             return Ok(());
         }
-        let seq = self.next_user_seq(tx, user)?;
-        batch.touched_users.insert(user.to_owned(), seq);
+        let seq = self.next_user_seq(user)?;
         let frame = event_frame(name, Some(seq), data)?;
-        tx.prepare_cached("INSERT INTO events(user_id, seq, origin, created_ms, frame) VALUES (?1, ?2, ?3, ?4, ?5)")?
-            .execute(params![user, seq as i64, skip_instance, now as i64, kept_as.unwrap_or(&frame)])?;
+        batch.records.push(Record::Event {
+            user_id: user.to_owned(),
+            seq,
+            origin: skip_instance.clone(),
+            created_ms: batch.now,
+            stored: kept_as.map_or_else(|| frame.to_string(), str::to_owned),
+        });
         batch.deliveries.push(Delivery {
             user_id: user.to_owned(),
             seq: Some(seq),
@@ -519,58 +567,40 @@ impl Numbers {
         Ok(())
     }
 
-    fn next_user_seq(&mut self, tx: &Connection, user: &str) -> Result<u64, StoreError> {
-        let head = if let Some(head) = self.user_heads.get_mut(user) {
+    fn next_user_seq(&mut self, user: &str) -> Result<u64, StoreError> {
+        let head = if let Some(head) = self.numbers.user_heads.get_mut(user) {
             head
         } else {
-            {
-                let stored: Option<i64> = tx
-                    .prepare_cached("SELECT seq FROM user_heads WHERE user_id = ?1")?
-                    .query_row([user], |row| row.get(0))
-                    .optional()?;
-                self.user_heads
-                    .entry(user.to_owned())
-                    .or_insert(stored.unwrap_or(0) as u64)
-            }
+            let stored: Option<i64> = self
+                .tables
+                .prepare_cached("SELECT seq FROM user_heads WHERE user_id = ?1")?
+                .query_row([user], |row| row.get(0))
+                .optional()?;
+            self.numbers
+                .user_heads
+                .entry(user.to_owned())
+                .or_insert(stored.unwrap_or(0) as u64)
         };
         *head += 1;
         Ok(*head)
     }
 
-    fn next_conversation_seq(&mut self, tx: &Connection, key: &str) -> Result<u64, StoreError> {
-        let head = if let Some(head) = self.conversation_heads.get_mut(key) {
+    fn next_conversation_seq(&mut self, key: &str) -> Result<u64, StoreError> {
+        let head = if let Some(head) = self.numbers.conversation_heads.get_mut(key) {
             head
         } else {
-            {
-                let stored: Option<i64> = tx
-                    .prepare_cached("SELECT max(seq) FROM messages WHERE conv_key = ?1")?
-                    .query_row([key], |row| row.get(0))?;
-                self.conversation_heads
-                    .entry(key.to_owned())
-                    .or_insert(stored.unwrap_or(0) as u64)
-            }
+            let stored: Option<i64> = self
+                .tables
+                .prepare_cached("SELECT max(seq) FROM messages WHERE conv_key = ?1")?
+                .query_row([key], |row| row.get(0))?;
+            self.numbers
+                .conversation_heads
+                .entry(key.to_owned())
+                .or_insert(stored.unwrap_or(0) as u64)
         };
         *head += 1;
         Ok(*head)
     }
-}
-
-fn insert_members(
-    tx: &Connection,
-    group_id: &str,
-    members: &[beckon_core::Member],
-) -> Result<(), StoreError> {
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO group_members(group_id, user_id, joined_ms) VALUES (?1, ?2, ?3)",
-    )?;
-    for member in members {
-        insert.execute(params![
-            group_id,
-            member.user_id,
-            member.joined_at_ms as i64
-        ])?;
-    }
-    Ok(())
 }
 
 /// What the events table keeps for a message event: a reference, rendered again for the
@@ -581,10 +611,6 @@ fn message_ref(name: &str, message_id: &str) -> String {
         crate::reader::MESSAGE_REF,
         crate::reader::MESSAGE_REF
     )
-}
-
-fn invitation_json(invitation: &Invitation) -> Result<String, StoreError> {
-    serde_json::to_string(invitation).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn event_frame(

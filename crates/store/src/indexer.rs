@@ -1,0 +1,398 @@
+//! The indexer thread: applies journaled records to the queryable tables, behind the writer.
+//!
+//! Its commits need no `fsync` of their own (`synchronous=NORMAL`): the journal already holds
+//! every record durably, and the position applied is stored in the same transaction, so after
+//! a crash the tables are at some earlier position and the journal replays the rest exactly
+//! once. About once a second one commit is made durable (`synchronous=FULL`); journal rows up
+//! to that position may then be deleted. Taking every queued batch into one transaction lets
+//! many actions share each dirty page.
+
+use crate::journal::Record;
+use crate::{now_ms, StoreError};
+use rusqlite::{params, Connection};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// A committed journal batch for the indexer.
+pub(crate) type Batch = (u64, Vec<Record>);
+
+/// Time between durable commits of the indexed tables (bounds how much journal is kept).
+const DURABLE_EVERY: Duration = Duration::from_secs(1);
+/// Most records applied in one transaction, so readers waiting for it are not held long.
+const MAX_RECORDS_PER_COMMIT: usize = 50_000;
+/// How long batches are gathered into one transaction while no reader waits: most of an
+/// indexing commit is writing dirty pages, and a longer gathering shares them among more
+/// actions.
+const GATHER_FOR: Duration = Duration::from_millis(200);
+/// How often a gathering indexer looks whether a reader waits.
+const READER_POLL: Duration = Duration::from_millis(1);
+/// Longest interval between prunes of old events (shorter when the retention is short).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_CHUNK: i64 = 20_000;
+
+pub(crate) struct Indexer {
+    conn: Connection,
+    event_retention_ms: u64,
+    applied_pos: u64,
+    /// Newest position applied and committed; readers wait on it.
+    applied: watch::Sender<u64>,
+    /// Newest position applied and on disk; the writer deletes the journal up to it.
+    durable: Arc<AtomicU64>,
+    last_durable: Instant,
+    last_prune: Instant,
+    /// Set by a reader waiting for committed records: apply what is queued now.
+    pub(crate) reader_waits: Arc<AtomicBool>,
+}
+
+impl Indexer {
+    pub(crate) fn new(
+        conn: Connection,
+        event_retention_ms: u64,
+        durable: Arc<AtomicU64>,
+    ) -> Result<(Self, watch::Receiver<u64>), StoreError> {
+        let applied_pos: i64 = conn.query_row(
+            "SELECT coalesce((SELECT value FROM meta WHERE key = 'applied_pos'), 0)",
+            [],
+            |row| row.get(0),
+        )?;
+        let applied_pos = applied_pos as u64;
+        durable.store(applied_pos, Ordering::Release);
+        let (applied, applied_rx) = watch::channel(applied_pos);
+        Ok((
+            Self {
+                conn,
+                event_retention_ms,
+                applied_pos,
+                applied,
+                durable,
+                last_durable: Instant::now(),
+                last_prune: Instant::now(),
+                reader_waits: Arc::new(AtomicBool::new(false)),
+            },
+            applied_rx,
+        ))
+    }
+
+    pub(crate) fn applied_pos(&self) -> u64 {
+        self.applied_pos
+    }
+
+    /// Applies batches the writer commits until it stops, then makes everything durable.
+    pub(crate) fn run(
+        mut self,
+        batches: &mpsc::Receiver<Batch>,
+        failure: &watch::Sender<Option<String>>,
+    ) {
+        loop {
+            let first = match batches.recv_timeout(self.prune_interval().min(DURABLE_EVERY)) {
+                Ok(batch) => batch,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Err(error) = self.idle_work() {
+                        tracing::warn!(%error, "indexer upkeep failed; will retry");
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let pending = self.gather(first, batches);
+            let durable = self.last_durable.elapsed() >= DURABLE_EVERY;
+            if let Err(error) = self.apply(&pending, durable) {
+                tracing::error!(%error, "indexing committed records failed");
+                failure.send_replace(Some(format!("indexing failed: {error}")));
+                // Dropping `applied` tells waiting readers; the journal keeps everything.
+                return;
+            }
+            if let Err(error) = self.prune_if_due() {
+                tracing::warn!(%error, "pruning old events failed; will retry");
+            }
+        }
+        if let Err(error) = self.apply(&[], true) {
+            tracing::warn!(%error, "final durable commit of the indexed tables failed");
+        }
+        tracing::debug!("store indexer stopped");
+    }
+
+    /// Collects batches for one transaction: for `GATHER_FOR`, or until a reader waits.
+    fn gather(&self, first: Batch, batches: &mpsc::Receiver<Batch>) -> Vec<Batch> {
+        let started = Instant::now();
+        let mut records = first.1.len();
+        let mut pending = vec![first];
+        let mut take = |batch: Batch, pending: &mut Vec<Batch>| {
+            records += batch.1.len();
+            pending.push(batch);
+            records >= MAX_RECORDS_PER_COMMIT
+        };
+        loop {
+            // The writer queues a batch before it counts it committed, so what a waiting
+            // reader needs is in the queue by now.
+            if self.reader_waits.swap(false, Ordering::AcqRel) {
+                while let Ok(batch) = batches.try_recv() {
+                    if take(batch, &mut pending) {
+                        break;
+                    }
+                }
+                return pending;
+            }
+            let left = GATHER_FOR.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return pending;
+            }
+            match batches.recv_timeout(left.min(READER_POLL)) {
+                Ok(batch) => {
+                    if take(batch, &mut pending) {
+                        return pending;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return pending,
+            }
+        }
+    }
+
+    fn idle_work(&mut self) -> Result<(), StoreError> {
+        if self.durable.load(Ordering::Acquire) < self.applied_pos {
+            self.apply(&[], true)?;
+        }
+        self.prune_if_due()
+    }
+
+    /// Applies `batches` in one transaction; `durable` commits it with an `fsync`.
+    pub(crate) fn apply(&mut self, batches: &[Batch], durable: bool) -> Result<(), StoreError> {
+        if durable {
+            self.conn.pragma_update(None, "synchronous", "FULL")?;
+        }
+        let result = self.apply_inner(batches);
+        if durable {
+            self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        let applied = result?;
+        self.applied_pos = applied;
+        self.applied.send_replace(applied);
+        if durable {
+            self.durable.store(applied, Ordering::Release);
+            self.last_durable = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn apply_inner(&self, batches: &[Batch]) -> Result<u64, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let mut heads: HashMap<&str, u64> = HashMap::new();
+        let mut applied = self.applied_pos;
+        for (pos, records) in batches {
+            for record in records {
+                apply_record(&tx, record, &mut heads)?;
+            }
+            applied = *pos;
+        }
+        let mut head = tx.prepare_cached(
+            "INSERT INTO user_heads(user_id, seq) VALUES (?1, ?2)
+             ON CONFLICT(user_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+        )?;
+        for (user, seq) in &heads {
+            head.execute(params![user, *seq as i64])?;
+        }
+        drop(head);
+        tx.prepare_cached(
+            "INSERT INTO meta(key, value) VALUES ('applied_pos', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute([applied as i64])?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    fn prune_interval(&self) -> Duration {
+        PRUNE_EVERY.min(Duration::from_millis(
+            (self.event_retention_ms / 2).max(100),
+        ))
+    }
+
+    fn prune_if_due(&mut self) -> Result<(), StoreError> {
+        if self.last_prune.elapsed() < self.prune_interval() {
+            return Ok(());
+        }
+        self.last_prune = Instant::now();
+        let cutoff = now_ms().saturating_sub(self.event_retention_ms) as i64;
+        // In chunks, so a large prune never holds the indexer for long.
+        loop {
+            let deleted = self.conn.execute(
+                "DELETE FROM events WHERE (user_id, seq) IN
+                    (SELECT user_id, seq FROM events WHERE created_ms < ?1 LIMIT ?2)",
+                params![cutoff, PRUNE_CHUNK],
+            )?;
+            if (deleted as i64) < PRUNE_CHUNK {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn apply_record<'r>(
+    tx: &Connection,
+    record: &'r Record,
+    heads: &mut HashMap<&'r str, u64>,
+) -> Result<(), StoreError> {
+    match record {
+        Record::User {
+            user_id,
+            created_ms,
+        } => {
+            tx.prepare_cached("INSERT OR IGNORE INTO users(user_id, created_ms) VALUES (?1, ?2)")?
+                .execute(params![user_id, *created_ms as i64])?;
+        }
+        Record::Invitation {
+            invitation,
+            inserted,
+            resolved,
+        } => {
+            let body = serde_json::to_string(invitation)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.prepare_cached(
+                "INSERT INTO invitations(invite_id, active, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(invite_id) DO UPDATE SET active = excluded.active, body = excluded.body",
+            )?
+            .execute(params![
+                invitation.invite_id,
+                i64::from(invitation.is_active()),
+                body
+            ])?;
+            if *inserted {
+                let mut pending = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO pending_invitees(user_id, invite_id) VALUES (?1, ?2)",
+                )?;
+                for user in invitation.pending() {
+                    pending.execute(params![user, invitation.invite_id])?;
+                }
+            }
+            let mut unpend = tx.prepare_cached(
+                "DELETE FROM pending_invitees WHERE user_id = ?1 AND invite_id = ?2",
+            )?;
+            for user in resolved {
+                unpend.execute(params![user, invitation.invite_id])?;
+            }
+        }
+        Record::Message {
+            message_id,
+            conv_key,
+            seq,
+            from,
+            time_s,
+            payload_data,
+            excluded,
+            participants,
+            updated_ms,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO messages(message_id, conv_key, seq, from_user, time_s, payload_data, excluded)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                message_id,
+                conv_key,
+                *seq as i64,
+                from,
+                *time_s as i64,
+                payload_data,
+                i64::from(*excluded)
+            ])?;
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO conversations(owner, conv_key, unread, last_message_id, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(owner, conv_key) DO UPDATE SET
+                    unread = unread + excluded.unread,
+                    last_message_id = coalesce(excluded.last_message_id, last_message_id),
+                    updated_ms = max(updated_ms, excluded.updated_ms)",
+            )?;
+            for participant in participants {
+                let unread = i64::from(!*excluded && participant != from);
+                let last = (!*excluded).then_some(message_id.as_str());
+                let updated = if *excluded { 0 } else { *updated_ms as i64 };
+                upsert.execute(params![participant, conv_key, unread, last, updated])?;
+            }
+        }
+        Record::Rewrite {
+            message_id,
+            payload_data,
+        } => {
+            tx.prepare_cached("UPDATE messages SET payload_data = ?2 WHERE message_id = ?1")?
+                .execute(params![message_id, payload_data])?;
+        }
+        Record::Event {
+            user_id,
+            seq,
+            origin,
+            created_ms,
+            stored,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO events(user_id, seq, origin, created_ms, frame) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                user_id,
+                *seq as i64,
+                origin,
+                *created_ms as i64,
+                stored
+            ])?;
+            let head = heads.entry(user_id.as_str()).or_insert(0);
+            *head = (*head).max(*seq);
+        }
+        Record::CreateGroup { group } => {
+            tx.prepare_cached(
+                "INSERT INTO groups(group_id, name, kind, owner, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(group_id) DO NOTHING",
+            )?
+            .execute(params![
+                group.group_id,
+                group.name,
+                group.kind,
+                group.owner,
+                group.created_at_ms as i64
+            ])?;
+            insert_members(tx, &group.group_id, &group.members)?;
+        }
+        Record::AddMembers { group_id, members } => insert_members(tx, group_id, members)?,
+        Record::RemoveMembers { group_id, user_ids } => {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2")?;
+            for user in user_ids {
+                delete.execute(params![group_id, user])?;
+            }
+        }
+        Record::DismissGroup { group_id } => {
+            tx.prepare_cached("UPDATE groups SET dismissed = 1 WHERE group_id = ?1")?
+                .execute([group_id])?;
+            tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
+                .execute([group_id])?;
+        }
+        Record::MarkRead { user_id, conv_key } => {
+            tx.prepare_cached(
+                "UPDATE conversations SET unread = 0 WHERE owner = ?1 AND conv_key = ?2",
+            )?
+            .execute(params![user_id, conv_key])?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_members(
+    tx: &Connection,
+    group_id: &str,
+    members: &[beckon_core::Member],
+) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO group_members(group_id, user_id, joined_ms) VALUES (?1, ?2, ?3)",
+    )?;
+    for member in members {
+        insert.execute(params![
+            group_id,
+            member.user_id,
+            member.joined_at_ms as i64
+        ])?;
+    }
+    Ok(())
+}
