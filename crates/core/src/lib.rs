@@ -49,7 +49,8 @@ pub struct Invitation {
     pub timeout: u64,
     pub online_user_only: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub offline_push_info: Option<Value>,
+    /// Boxed: most invitations have none, and a pending invitation should be small.
+    pub offline_push_info: Option<Box<Value>>,
     /// Server time of creation, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
     /// Server time at which still-pending invitees time out.

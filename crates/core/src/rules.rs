@@ -193,7 +193,7 @@ pub fn create(new: NewInvitation, now_ms: u64, settings: Settings) -> Result<Tra
         data: new.data,
         timeout: new.timeout,
         online_user_only: new.online_user_only,
-        offline_push_info: new.offline_push_info,
+        offline_push_info: new.offline_push_info.map(Box::new),
         created_at_ms: now_ms,
         deadline_ms: now_ms.saturating_add(lifetime_ms),
         invite_message_id: (!new.online_user_only).then_some(new.invite_message_id),

@@ -452,7 +452,7 @@ impl Service {
             let Ok(mut shard) = self.lock_shard(&invite_id) else {
                 continue;
             };
-            let Some(current) = shard.get(&invite_id) else {
+            let Some(crate::service::Active(current)) = shard.get(invite_id.as_str()) else {
                 continue;
             };
             let command = Command {

@@ -132,11 +132,12 @@ impl Server {
         let settings = beckon_core::Settings {
             max_lifetime_ms: config.max_invitation_lifetime.as_millis() as u64,
         };
-        let (service, timer_rx) = Service::load(store.clone(), settings).await?;
+        let (service, deadlines, timer_rx) = Service::load(store.clone(), settings).await?;
         let mut background = vec![
             tokio::spawn(registry::dispatch(Arc::clone(&registry), deliveries_rx)),
             tokio::spawn(timers::run(
                 Arc::clone(&service),
+                deadlines,
                 timer_rx,
                 shutdown_rx.clone(),
             )),

@@ -6,7 +6,7 @@
 //! commands are ordered and exactly one can win; the job order in the store matches. Callers
 //! learn the outcome only after the job is durably committed.
 
-use crate::timers::TimerCommand;
+use crate::timers::{Deadlines, TimerCommand};
 use beckon_core::{
     apply, create, Command, CommandKind, ConversationRef, DeadlineEffect, HistoryEffect,
     Invitation, NewInvitation, Refusal, Settings, Transition,
@@ -19,6 +19,34 @@ use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 const SHARDS: usize = 64;
+
+/// Active invitations of one shard, found by inviteID. A set of invitations rather than a
+/// map from ID, so each ID is held once.
+pub(crate) type Shard = HashSet<Active>;
+
+/// An active invitation in its shard: equal and hashed by its inviteID.
+#[derive(Debug)]
+pub(crate) struct Active(pub(crate) Invitation);
+
+impl PartialEq for Active {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.invite_id == other.0.invite_id
+    }
+}
+
+impl Eq for Active {}
+
+impl std::hash::Hash for Active {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.invite_id.as_str().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for Active {
+    fn borrow(&self) -> &str {
+        &self.0.invite_id
+    }
+}
 
 /// Who acts: the logged-in user and the device (SDK instance) they act from.
 #[derive(Debug, Clone)]
@@ -34,7 +62,7 @@ pub struct Actor {
 pub struct Service {
     pub(crate) store: Store,
     settings: Settings,
-    shards: Vec<Mutex<HashMap<String, Invitation>>>,
+    shards: Vec<Mutex<Shard>>,
     users: RwLock<HashSet<String>>,
     timers: mpsc::UnboundedSender<TimerCommand>,
     /// Live groups. Group changes hold it for writing while they withdraw leavers from active
@@ -117,7 +145,7 @@ impl Service {
     pub(crate) async fn load(
         store: Store,
         settings: Settings,
-    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<TimerCommand>), StoreError> {
+    ) -> Result<(Arc<Self>, Deadlines, mpsc::UnboundedReceiver<TimerCommand>), StoreError> {
         let users: HashSet<String> = store.users().await?.into_iter().collect();
         let groups = crate::groups::GroupTable::new(store.groups().await?);
         let active = store.active_invitations().await?;
@@ -125,7 +153,7 @@ impl Service {
         let service = Arc::new(Self {
             store,
             settings,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
             users: RwLock::new(users),
             timers,
             groups: RwLock::new(groups),
@@ -134,18 +162,16 @@ impl Service {
         tracing::info!(active = active.len(), "loaded active invitations");
         let now = crate::now_ms();
         let mut overdue = Vec::new();
+        let mut deadlines = Deadlines::new();
         for invitation in active {
             if invitation.deadline_ms <= now {
                 overdue.push((invitation.invite_id.clone(), invitation.deadline_ms));
             } else {
-                let _ = service.timers.send(TimerCommand::Set {
-                    invite_id: invitation.invite_id.clone(),
-                    deadline_ms: invitation.deadline_ms,
-                });
+                deadlines.insert((invitation.deadline_ms, invitation.invite_id.as_str().into()));
             }
             service.track_group_invite(&invitation);
             if let Ok(mut shard) = service.shards[shard_of(&invitation.invite_id)].lock() {
-                shard.insert(invitation.invite_id.clone(), invitation);
+                shard.insert(Active(invitation));
             }
         }
         // Deadlines that passed while the server was down are applied and committed before
@@ -163,7 +189,7 @@ impl Service {
         for commit in commits {
             commit.await.map_err(|_| StoreError::WriterStopped)??;
         }
-        Ok((service, timer_rx))
+        Ok((service, deadlines, timer_rx))
     }
 
     pub fn settings(&self) -> Settings {
@@ -305,7 +331,7 @@ impl Service {
     ) -> Result<PendingCommit, Refusal> {
         let invite_id = new.invite_id.clone();
         let mut shard = self.lock_shard(&invite_id)?;
-        if shard.contains_key(&invite_id) {
+        if shard.contains(invite_id.as_str()) {
             return Err(Refusal::new(
                 ErrorCode::InviteIdExists,
                 "an invitation with this inviteID already exists",
@@ -319,7 +345,7 @@ impl Service {
             participants,
         );
         self.track_group_invite(&transition.invitation);
-        shard.insert(invite_id.clone(), transition.invitation);
+        shard.insert(Active(transition.invitation));
         drop(shard);
         Ok(PendingCommit {
             commit,
@@ -342,7 +368,7 @@ impl Service {
         };
         let groups = self.read_groups()?;
         let mut shard = self.lock_shard(invite_id)?;
-        let Some(current) = shard.get(invite_id) else {
+        let Some(Active(current)) = shard.get(invite_id) else {
             return Err(Refusal::new(
                 unknown,
                 "no active invitation with this inviteID (unknown or already ended)",
@@ -368,14 +394,9 @@ impl Service {
 
     /// Called by the timer when an invitation's deadline is due.
     pub(crate) fn deadline_reached(&self, invite_id: &str, deadline_ms: u64) {
-        if let Some(commit) = self.fire_deadline(invite_id, deadline_ms) {
-            let invite_id = invite_id.to_owned();
-            tokio::spawn(async move {
-                if let Ok(Err(error)) = commit.await {
-                    tracing::error!(%error, %invite_id, "storing a timeout failed");
-                }
-            });
-        }
+        // Nobody waits for the commit: the writer logs a failure and stops the store, which
+        // stops the server.
+        let _ = self.fire_deadline(invite_id, deadline_ms);
     }
 
     /// Applies the timeout of an invitation whose deadline is due; the commit to wait for, if
@@ -387,7 +408,7 @@ impl Service {
     ) -> Option<oneshot::Receiver<Result<JobReport, StoreError>>> {
         let groups = self.read_groups().ok()?;
         let mut shard = self.lock_shard(invite_id).ok()?;
-        let current = shard.get(invite_id)?;
+        let Active(current) = shard.get(invite_id)?;
         if current.deadline_ms != deadline_ms {
             return None;
         }
@@ -395,7 +416,7 @@ impl Service {
         if now < deadline_ms {
             // The wall clock lags the timer wheel; come back at the stored deadline.
             let _ = self.timers.send(TimerCommand::Set {
-                invite_id: invite_id.to_owned(),
+                invite_id: invite_id.into(),
                 deadline_ms,
             });
             return None;
@@ -479,13 +500,14 @@ impl Service {
         match effects.deadline {
             DeadlineEffect::Set(deadline_ms) => {
                 let _ = self.timers.send(TimerCommand::Set {
-                    invite_id: invitation.invite_id.clone(),
+                    invite_id: invitation.invite_id.as_str().into(),
                     deadline_ms,
                 });
             }
             DeadlineEffect::Clear => {
                 let _ = self.timers.send(TimerCommand::Clear {
-                    invite_id: invitation.invite_id.clone(),
+                    invite_id: invitation.invite_id.as_str().into(),
+                    deadline_ms: invitation.deadline_ms,
                 });
             }
             DeadlineEffect::Unchanged => {}
@@ -495,20 +517,22 @@ impl Service {
 
     /// Drops an invitation whose creation the store refused.
     fn forget(&self, invite_id: &str) {
-        if let Ok(mut shard) = self.lock_shard(invite_id) {
-            if let Some(invitation) = shard.remove(invite_id) {
-                self.untrack_group_invite(&invitation);
-            }
+        let Ok(mut shard) = self.lock_shard(invite_id) else {
+            return;
+        };
+        if let Some(Active(invitation)) = shard.take(invite_id) {
+            self.untrack_group_invite(&invitation);
+            let _ = self.timers.send(TimerCommand::Clear {
+                invite_id: invite_id.into(),
+                deadline_ms: invitation.deadline_ms,
+            });
         }
-        let _ = self.timers.send(TimerCommand::Clear {
-            invite_id: invite_id.to_owned(),
-        });
     }
 
     pub(crate) fn lock_shard(
         &self,
         invite_id: &str,
-    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, Invitation>>, Refusal> {
+    ) -> Result<std::sync::MutexGuard<'_, Shard>, Refusal> {
         self.shards[shard_of(invite_id)]
             .lock()
             .map_err(|_| Refusal::new(ErrorCode::Internal, "invitation table lock poisoned"))
@@ -572,16 +596,12 @@ impl Service {
 
 impl Service {
     /// Keeps the in-memory table in step with a transition.
-    pub(crate) fn store_transition(
-        &self,
-        shard: &mut HashMap<String, Invitation>,
-        invitation: Invitation,
-    ) {
+    pub(crate) fn store_transition(&self, shard: &mut Shard, invitation: Invitation) {
         if invitation.is_active() {
-            shard.insert(invitation.invite_id.clone(), invitation);
+            shard.replace(Active(invitation));
         } else {
             self.untrack_group_invite(&invitation);
-            shard.remove(&invitation.invite_id);
+            shard.remove(invitation.invite_id.as_str());
         }
     }
 

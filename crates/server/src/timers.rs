@@ -1,50 +1,84 @@
-//! Invitation deadlines on tokio's timer wheel. The stored deadline is the truth: this only
-//! wakes the service when one is due, and is re-armed from the store at start-up.
+//! Invitation deadlines. The stored deadline is the truth: this only wakes the service when
+//! one is due, and is re-armed from the store at start-up.
+//!
+//! Deadlines are kept in one ordered set of `(deadline, inviteID)` with a single sleep armed
+//! for the earliest, which costs about a tenth of a timer-wheel entry plus an index per
+//! invitation: a server holding a million pending invitations keeps a million of these.
 
 use crate::service::Service;
-use std::collections::HashMap;
+use std::collections::BTreeSet;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use tokio_util::time::{delay_queue, DelayQueue};
 
-/// A change to the armed deadlines.
+/// A change to the armed deadlines. A deadline never moves, so clearing names it too.
 #[derive(Debug)]
 pub(crate) enum TimerCommand {
-    Set { invite_id: String, deadline_ms: u64 },
-    Clear { invite_id: String },
+    Set {
+        invite_id: Box<str>,
+        deadline_ms: u64,
+    },
+    Clear {
+        invite_id: Box<str>,
+        deadline_ms: u64,
+    },
 }
 
-/// Runs the timers until shutdown.
+/// The armed deadlines, earliest first.
+pub(crate) type Deadlines = BTreeSet<(u64, Box<str>)>;
+
+/// Most commands applied between two looks at the clock.
+const COMMANDS_PER_TURN: usize = 1024;
+
+fn instant_of(deadline_ms: u64) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(crate::now_ms()))
+}
+
+/// Runs the timers until shutdown, starting from the deadlines loaded at start-up.
 pub(crate) async fn run(
     service: Arc<Service>,
+    mut armed: Deadlines,
     mut commands: mpsc::UnboundedReceiver<TimerCommand>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut queue: DelayQueue<(String, u64)> = DelayQueue::new();
-    let mut keys: HashMap<String, delay_queue::Key> = HashMap::new();
+    let far = Duration::from_secs(365 * 24 * 3600);
+    let mut sleep = pin!(tokio::time::sleep(far));
+    // The deadline the sleep is set for, so it is reset only when the earliest one changes.
+    let mut sleeping_until: Option<u64> = None;
+    let mut batch = Vec::with_capacity(COMMANDS_PER_TURN);
     loop {
+        let earliest = armed.first().map(|(deadline, _)| *deadline);
+        if earliest != sleeping_until {
+            let until = earliest.map_or_else(|| tokio::time::Instant::now() + far, instant_of);
+            sleep.as_mut().reset(until);
+            sleeping_until = earliest;
+        }
         tokio::select! {
-            command = commands.recv() => match command {
-                Some(TimerCommand::Set { invite_id, deadline_ms }) => {
-                    let delay = Duration::from_millis(deadline_ms.saturating_sub(crate::now_ms()));
-                    if let Some(old) = keys.remove(&invite_id) {
-                        queue.remove(&old);
-                    }
-                    let key = queue.insert((invite_id.clone(), deadline_ms), delay);
-                    keys.insert(invite_id, key);
+            received = commands.recv_many(&mut batch, COMMANDS_PER_TURN) => {
+                if received == 0 {
+                    break;
                 }
-                Some(TimerCommand::Clear { invite_id }) => {
-                    if let Some(key) = keys.remove(&invite_id) {
-                        queue.remove(&key);
+                for command in batch.drain(..) {
+                    match command {
+                        TimerCommand::Set { invite_id, deadline_ms } => {
+                            armed.insert((deadline_ms, invite_id));
+                        }
+                        TimerCommand::Clear { invite_id, deadline_ms } => {
+                            armed.remove(&(deadline_ms, invite_id));
+                        }
                     }
                 }
-                None => break,
-            },
-            Some(expired) = futures_util::StreamExt::next(&mut queue), if !queue.is_empty() => {
-                let (invite_id, deadline_ms) = expired.into_inner();
-                keys.remove(&invite_id);
-                service.deadline_reached(&invite_id, deadline_ms);
+            }
+            () = &mut sleep, if earliest.is_some() => {
+                let now = crate::now_ms();
+                while armed.first().is_some_and(|(deadline, _)| *deadline <= now) {
+                    if let Some((deadline_ms, invite_id)) = armed.pop_first() {
+                        service.deadline_reached(&invite_id, deadline_ms);
+                    }
+                }
+                // Woken early by the clock: sleep again for what is left.
+                sleeping_until = None;
             }
             _ = shutdown.wait_for(|stopping| *stopping) => break,
         }

@@ -115,7 +115,7 @@ pub(crate) fn open_indexer(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // Checkpoints run on their own thread (see checkpoint.rs), not inline in a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    tune(&conn)?;
+    tune(&conn, INDEXER_CACHE_KIB)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::Corrupt(format!(
@@ -127,11 +127,17 @@ pub(crate) fn open_indexer(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Page cache and memory map sized for a busy server: page spills and `pread` calls were a
-/// fifth of the writer's time with SQLite's small defaults.
-fn tune(conn: &Connection) -> Result<(), StoreError> {
-    conn.pragma_update(None, "cache_size", -64 * 1024)?;
-    conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
+/// Page cache of the indexer, which writes everywhere in the tables: page spills were a fifth
+/// of the writing thread's time with SQLite's small default.
+const INDEXER_CACHE_KIB: i64 = 32 * 1024;
+/// Page cache of each read connection (up to 9 of them): reads touch few pages each.
+const READER_CACHE_KIB: i64 = 4 * 1024;
+
+/// No memory map: mapped pages of a large database count in the server's resident memory,
+/// per connection, and the tables are off the commit path now.
+fn tune(conn: &Connection, cache_kib: i64) -> Result<(), StoreError> {
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    conn.pragma_update(None, "mmap_size", 0)?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
@@ -150,6 +156,6 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     configure(&conn)?;
-    tune(&conn)?;
+    tune(&conn, READER_CACHE_KIB)?;
     Ok(conn)
 }
