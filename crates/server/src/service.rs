@@ -146,9 +146,10 @@ impl Service {
         store: Store,
         settings: Settings,
     ) -> Result<(Arc<Self>, Deadlines, mpsc::UnboundedReceiver<TimerCommand>), StoreError> {
+        let started = std::time::Instant::now();
         let users: HashSet<String> = store.users().await?.into_iter().collect();
         let groups = crate::groups::GroupTable::new(store.groups().await?);
-        let active = store.active_invitations().await?;
+        let mut active = store.active_invitations();
         let (timers, timer_rx) = mpsc::unbounded_channel();
         let service = Arc::new(Self {
             store,
@@ -159,21 +160,29 @@ impl Service {
             groups: RwLock::new(groups),
             group_invites: Mutex::new(HashMap::new()),
         });
-        tracing::info!(active = active.len(), "loaded active invitations");
         let now = crate::now_ms();
         let mut overdue = Vec::new();
         let mut deadlines = Deadlines::new();
-        for invitation in active {
-            if invitation.deadline_ms <= now {
-                overdue.push((invitation.invite_id.clone(), invitation.deadline_ms));
-            } else {
-                deadlines.insert((invitation.deadline_ms, invitation.invite_id.as_str().into()));
-            }
-            service.track_group_invite(&invitation);
-            if let Ok(mut shard) = service.shards[shard_of(&invitation.invite_id)].lock() {
-                shard.insert(Active(invitation));
+        while let Some(chunk) = active.recv().await {
+            for invitation in chunk? {
+                if invitation.deadline_ms <= now {
+                    overdue.push((invitation.invite_id.clone(), invitation.deadline_ms));
+                } else {
+                    deadlines
+                        .insert((invitation.deadline_ms, invitation.invite_id.as_str().into()));
+                }
+                service.track_group_invite(&invitation);
+                if let Ok(mut shard) = service.shards[shard_of(&invitation.invite_id)].lock() {
+                    shard.insert(Active(invitation));
+                }
             }
         }
+        tracing::info!(
+            active = service.active_invitation_count(),
+            users = service.users.read().map_or(0, |u| u.len()),
+            ms = started.elapsed().as_millis(),
+            "loaded accounts, groups and active invitations"
+        );
         // Deadlines that passed while the server was down are applied and committed before
         // it serves anyone, so no login sees them as still pending.
         let commits: Vec<_> = overdue

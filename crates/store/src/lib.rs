@@ -287,9 +287,35 @@ impl Store {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Every invitation still active, for arming timers at start-up.
-    pub async fn active_invitations(&self) -> Result<Vec<Invitation>, StoreError> {
-        self.read(|conn, _| reader::active_invitations(conn)).await
+    /// Every invitation still active, for arming timers at start-up, in chunks as they are
+    /// read. Reading, parsing and whatever the caller does with a chunk run side by side: with
+    /// a million pending invitations this is most of the time to start.
+    pub fn active_invitations(&self) -> tokio_mpsc::Receiver<Result<Vec<Invitation>, StoreError>> {
+        const CHUNK: usize = 4096;
+        let (parsed_tx, parsed_rx) = tokio_mpsc::channel(4);
+        let (bodies_tx, bodies_rx) = mpsc::sync_channel::<Vec<String>>(4);
+        let inner = Arc::clone(&self.inner);
+        let read_failed = parsed_tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let read = schema::open_reader(&inner.path).and_then(|conn| {
+                reader::active_invitation_bodies(&conn, CHUNK, |bodies| {
+                    bodies_tx.send(bodies).is_ok()
+                })
+            });
+            if let Err(error) = read {
+                let _ = read_failed.blocking_send(Err(error));
+            }
+        });
+        tokio::task::spawn_blocking(move || {
+            for bodies in bodies_rx {
+                let parsed = reader::parse_invitations(&bodies);
+                let failed = parsed.is_err();
+                if parsed_tx.blocking_send(parsed).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        parsed_rx
     }
 
     /// Every known userID.

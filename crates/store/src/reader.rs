@@ -27,10 +27,30 @@ fn parse_invitation(body: &str) -> Result<Invitation, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("invitation row: {e}")))
 }
 
-pub(crate) fn active_invitations(conn: &Connection) -> Result<Vec<Invitation>, StoreError> {
+/// Reads every active invitation's stored body, `chunk` at a time, for `each` to parse.
+pub(crate) fn active_invitation_bodies(
+    conn: &Connection,
+    chunk: usize,
+    mut each: impl FnMut(Vec<String>) -> bool,
+) -> Result<(), StoreError> {
     let mut stmt = conn.prepare("SELECT body FROM invitations WHERE active = 1")?;
-    let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
-    rows.map(|body| parse_invitation(&body?)).collect()
+    let mut rows = stmt.query([])?;
+    let mut bodies = Vec::with_capacity(chunk);
+    while let Some(row) = rows.next()? {
+        bodies.push(row.get::<_, String>(0)?);
+        if bodies.len() == chunk && !each(std::mem::replace(&mut bodies, Vec::with_capacity(chunk)))
+        {
+            return Ok(());
+        }
+    }
+    if !bodies.is_empty() {
+        each(bodies);
+    }
+    Ok(())
+}
+
+pub(crate) fn parse_invitations(bodies: &[String]) -> Result<Vec<Invitation>, StoreError> {
+    bodies.iter().map(|body| parse_invitation(body)).collect()
 }
 
 pub(crate) fn users(conn: &Connection) -> Result<Vec<String>, StoreError> {
