@@ -27,8 +27,14 @@ const MAX_RECORDS_PER_COMMIT: usize = 50_000;
 /// indexing commit is writing dirty pages, and a longer gathering shares them among more
 /// actions.
 const GATHER_FOR: Duration = Duration::from_millis(200);
-/// How often a gathering indexer looks whether a reader waits.
-const READER_POLL: Duration = Duration::from_millis(1);
+/// What a waiting reader sends to wake a gathering indexer: no records, position 0.
+pub(crate) fn wake_up() -> Batch {
+    (0, Vec::new())
+}
+
+fn is_wake_up(batch: &Batch) -> bool {
+    batch.0 == 0
+}
 /// Longest interval between prunes of old events (shorter when the retention is short).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_CHUNK: i64 = 20_000;
@@ -88,6 +94,7 @@ impl Indexer {
     ) {
         loop {
             let first = match batches.recv_timeout(self.prune_interval().min(DURABLE_EVERY)) {
+                Ok(batch) if is_wake_up(&batch) => continue,
                 Ok(batch) => batch,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Err(error) = self.idle_work() {
@@ -115,12 +122,16 @@ impl Indexer {
         tracing::debug!("store indexer stopped");
     }
 
-    /// Collects batches for one transaction: for `GATHER_FOR`, or until a reader waits.
+    /// Collects batches for one transaction: for `GATHER_FOR`, or until a reader waits (it
+    /// sets the flag and sends a wake-up; the flag alone covers a full queue).
     fn gather(&self, first: Batch, batches: &mpsc::Receiver<Batch>) -> Vec<Batch> {
         let started = Instant::now();
         let mut records = first.1.len();
         let mut pending = vec![first];
         let mut take = |batch: Batch, pending: &mut Vec<Batch>| {
+            if is_wake_up(&batch) {
+                return false;
+            }
             records += batch.1.len();
             pending.push(batch);
             records >= MAX_RECORDS_PER_COMMIT
@@ -140,7 +151,7 @@ impl Indexer {
             if left.is_zero() {
                 return pending;
             }
-            match batches.recv_timeout(left.min(READER_POLL)) {
+            match batches.recv_timeout(left) {
                 Ok(batch) => {
                     if take(batch, &mut pending) {
                         return pending;

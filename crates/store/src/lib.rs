@@ -83,6 +83,8 @@ struct Inner {
     applied: tokio::sync::watch::Receiver<u64>,
     /// Tells the indexer a reader waits, so it applies at once instead of gathering more.
     reader_waits: Arc<std::sync::atomic::AtomicBool>,
+    /// Taken at close: the indexer stops once every sender is gone.
+    wake_indexer: Mutex<Option<mpsc::SyncSender<indexer::Batch>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -135,6 +137,7 @@ impl Store {
         let failure_tx = Arc::new(failure_tx);
         let committed = Arc::new(AtomicU64::new(0));
         let (index_tx, index_rx) = mpsc::sync_channel(INDEX_QUEUE_BATCHES);
+        let wake_indexer = index_tx.clone();
         let writer = writer::Writer::new(
             journal,
             schema::open_reader(&path)?,
@@ -178,6 +181,7 @@ impl Store {
                 committed,
                 applied,
                 reader_waits,
+                wake_indexer: Mutex::new(Some(wake_indexer)),
                 writer_thread: Mutex::new(Some(thread)),
                 indexer_thread: Mutex::new(Some(indexer_thread)),
                 checkpointer: Mutex::new(Some(checkpointer)),
@@ -232,6 +236,9 @@ impl Store {
         if let Ok(mut jobs) = self.inner.jobs.lock() {
             jobs.take();
         }
+        if let Ok(mut wake) = self.inner.wake_indexer.lock() {
+            wake.take();
+        }
         for thread in [&self.inner.writer_thread, &self.inner.indexer_thread] {
             let thread = thread.lock().ok().and_then(|mut t| t.take());
             if let Some(thread) = thread {
@@ -262,6 +269,9 @@ impl Store {
         let committed = self.inner.committed.load(Ordering::Acquire);
         if *self.inner.applied.borrow() < committed {
             self.inner.reader_waits.store(true, Ordering::Release);
+            if let Ok(Some(wake)) = self.inner.wake_indexer.lock().as_deref() {
+                let _ = wake.try_send(indexer::wake_up());
+            }
             let mut applied = self.inner.applied.clone();
             applied
                 .wait_for(|applied| *applied >= committed)
