@@ -8,10 +8,16 @@ use beckon_usersig::UserSigKey;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+
+/// Longest wait for `cargo build -p beckon`.
+const BUILD_WAIT: Duration = Duration::from_secs(900);
 
 /// Upper bound for waiting on something that should happen; tests fail, never hang.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -369,4 +375,52 @@ pub async fn expect_connected(events: &mut EventStream) -> beckon_client::LoginR
             None => panic!("no Connected notice within {WAIT:?}"),
         }
     }
+}
+
+/// The `beckon` binary next to this test's target directory, built (once per test run) so
+/// that it is never stale: this package cannot depend on a binary-only package.
+pub fn beckon_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/<profile>/deps/cli-<hash> → target/<profile>/beckon
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test executable is in target/<profile>/deps");
+        let bin = profile_dir.join(format!("beckon{}", std::env::consts::EXE_SUFFIX));
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build
+            .current_dir(workspace)
+            .args(["build", "--quiet", "-p", "beckon"]);
+        if let Some(target_dir) = profile_dir.parent() {
+            build.arg("--target-dir").arg(target_dir);
+        }
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
+            build.arg("--release");
+        }
+        let mut child = build.spawn().expect("cargo build starts");
+        let deadline = Instant::now() + BUILD_WAIT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("cargo build status") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("cargo build -p beckon took longer than {BUILD_WAIT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(status.success(), "cargo build -p beckon failed: {status}");
+        assert!(bin.exists(), "no binary at {}", bin.display());
+        bin
+    })
 }

@@ -3,17 +3,11 @@
 //! order, a refused login exits with 2, and dev mode mints the UserSig from a local server's
 //! data directory.
 
-use beckon_tests::{TestServer, SDK_APP_ID, WAIT};
+use beckon_tests::{beckon_bin, TestServer, SDK_APP_ID, WAIT};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-
-/// Longest wait for `cargo build -p beckon`.
-const BUILD_WAIT: Duration = Duration::from_secs(900);
 
 /// Settings the clients must not pick up from the environment of the test run.
 const BECKON_ENV: [&str; 6] = [
@@ -24,54 +18,6 @@ const BECKON_ENV: [&str; 6] = [
     "BECKON_DATA_DIR",
     "BECKON_SECRET_KEY",
 ];
-
-/// The `beckon` binary next to this test's target directory, built (once per test run) so
-/// that it is never stale: this package cannot depend on a binary-only package.
-fn beckon_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/cli-<hash> → target/<profile>/beckon
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable is in target/<profile>/deps");
-        let bin = profile_dir.join(format!("beckon{}", std::env::consts::EXE_SUFFIX));
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = std::process::Command::new(cargo);
-        build
-            .current_dir(workspace)
-            .args(["build", "--quiet", "-p", "beckon"]);
-        if let Some(target_dir) = profile_dir.parent() {
-            build.arg("--target-dir").arg(target_dir);
-        }
-        if profile_dir
-            .file_name()
-            .is_some_and(|name| name == "release")
-        {
-            build.arg("--release");
-        }
-        let mut child = build.spawn().expect("cargo build starts");
-        let deadline = Instant::now() + BUILD_WAIT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("cargo build status") {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("cargo build -p beckon took longer than {BUILD_WAIT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        assert!(status.success(), "cargo build -p beckon failed: {status}");
-        assert!(bin.exists(), "no binary at {}", bin.display());
-        bin
-    })
-}
 
 /// A `beckon` command with a clean environment, killed if the test drops it.
 fn beckon(args: &[&str]) -> Command {

@@ -24,9 +24,10 @@ const SHARDS: usize = 64;
 /// map from ID, so each ID is held once.
 pub(crate) type Shard = HashSet<Active>;
 
-/// An active invitation in its shard: equal and hashed by its inviteID.
+/// An active invitation in its shard: equal and hashed by its inviteID. Boxed, because the
+/// table keeps about half its slots empty and a slot is then a pointer, not an invitation.
 #[derive(Debug)]
-pub(crate) struct Active(pub(crate) Invitation);
+pub(crate) struct Active(pub(crate) Box<Invitation>);
 
 impl PartialEq for Active {
     fn eq(&self, other: &Self) -> bool {
@@ -173,7 +174,7 @@ impl Service {
                 }
                 service.track_group_invite(&invitation);
                 if let Ok(mut shard) = service.shards[shard_of(&invitation.invite_id)].lock() {
-                    shard.insert(Active(invitation));
+                    shard.insert(Active(Box::new(invitation)));
                 }
             }
         }
@@ -354,7 +355,7 @@ impl Service {
             participants,
         );
         self.track_group_invite(&transition.invitation);
-        shard.insert(Active(transition.invitation));
+        shard.insert(Active(Box::new(transition.invitation)));
         drop(shard);
         Ok(PendingCommit {
             commit,
@@ -607,7 +608,7 @@ impl Service {
     /// Keeps the in-memory table in step with a transition.
     pub(crate) fn store_transition(&self, shard: &mut Shard, invitation: Invitation) {
         if invitation.is_active() {
-            shard.replace(Active(invitation));
+            shard.replace(Active(Box::new(invitation)));
         } else {
             self.untrack_group_invite(&invitation);
             shard.remove(invitation.invite_id.as_str());
