@@ -424,3 +424,25 @@ pub fn beckon_bin() -> &'static Path {
         bin
     })
 }
+
+/// Reads `beckon serve`'s standard output until it says where it serves, and returns that
+/// address (`HOST:PORT`).
+pub async fn served_address(stdout: tokio::process::ChildStdout) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    // "beckon is serving on http://ADDR  (WebSocket: ws://ADDR/ws)"
+    loop {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("serve prints its address in time")
+            .expect("read serve output")
+            .expect("serve is running");
+        if let Some(rest) = line.split("serving on http://").nth(1) {
+            return rest
+                .split_whitespace()
+                .next()
+                .expect("an address")
+                .to_owned();
+        }
+    }
+}

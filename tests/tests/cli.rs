@@ -3,7 +3,7 @@
 //! order, a refused login exits with 2, and dev mode mints the UserSig from a local server's
 //! data directory.
 
-use beckon_tests::{beckon_bin, TestServer, SDK_APP_ID, WAIT};
+use beckon_tests::{beckon_bin, served_address, TestServer, SDK_APP_ID, WAIT};
 use serde_json::{json, Value};
 use std::process::{ExitStatus, Stdio};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -327,22 +327,7 @@ async fn dev_mode_mints_the_usersig_from_the_data_directory() {
         .stderr(Stdio::null())
         .spawn()
         .expect("beckon serve starts");
-    let mut serve_out = BufReader::new(serve.stdout.take().expect("piped stdout")).lines();
-    // "beckon is serving on http://ADDR  (WebSocket: ws://ADDR/ws)"
-    let addr = loop {
-        let line = tokio::time::timeout(WAIT, serve_out.next_line())
-            .await
-            .expect("serve prints its address in time")
-            .expect("read serve output")
-            .expect("serve is running");
-        if let Some(rest) = line.split("serving on http://").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("an address")
-                .to_owned();
-        }
-    };
+    let addr = served_address(serve.stdout.take().expect("piped stdout")).await;
     let url = format!("ws://{addr}/ws");
 
     // No --usersig: minted from the dev credentials serve wrote.

@@ -2,12 +2,11 @@
 //! keeps every one of them: answers wait for the journal's commit, and the tables that lag
 //! behind it are brought up to date from the journal when the server starts again.
 
-use beckon_tests::{beckon_bin, RawRead, RawSocket, SDK_APP_ID, WAIT};
+use beckon_tests::{beckon_bin, served_address, RawRead, RawSocket, SDK_APP_ID, WAIT};
 use beckon_usersig::UserSigKey;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::process::Stdio;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 const SECRET: &str = "crash-test-secret-0123456789abcdef";
@@ -41,22 +40,7 @@ async fn serve(data_dir: &str) -> (Child, String) {
         .kill_on_drop(true)
         .spawn()
         .expect("beckon serve starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    // "beckon is serving on http://ADDR  (WebSocket: ws://ADDR/ws)"
-    let addr = loop {
-        let line = tokio::time::timeout(WAIT, lines.next_line())
-            .await
-            .expect("serve prints its address in time")
-            .expect("read serve output")
-            .expect("serve is running");
-        if let Some(rest) = line.split("serving on http://").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .expect("an address")
-                .to_owned();
-        }
-    };
+    let addr = served_address(child.stdout.take().expect("piped stdout")).await;
     (child, format!("ws://{addr}/ws"))
 }
 

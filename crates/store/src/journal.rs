@@ -89,8 +89,12 @@ pub(crate) fn open(data_dir: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-pub(crate) fn encode(records: &[Record]) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(records).map_err(|e| StoreError::Corrupt(format!("journal encode: {e}")))
+/// Encodes `records` into `buffer`, replacing what it held (the writer keeps one buffer:
+/// freeing a large one per commit made glibc consolidate its free lists every time).
+pub(crate) fn encode_into(records: &[Record], buffer: &mut Vec<u8>) -> Result<(), StoreError> {
+    buffer.clear();
+    serde_json::to_writer(&mut *buffer, records)
+        .map_err(|e| StoreError::Corrupt(format!("journal encode: {e}")))
 }
 
 fn decode(pos: u64, bytes: &[u8]) -> Result<Vec<Record>, StoreError> {

@@ -113,7 +113,8 @@ async fn journal_rows_a_crash_left_unindexed_are_applied_once() {
             stored: "{\"type\":\"event\",\"name\":\"x\",\"seq\":2,\"data\":{}}".into(),
         },
     ];
-    let bytes = journal::encode(&records).expect("encodes");
+    let mut bytes = Vec::new();
+    journal::encode_into(&records, &mut bytes).expect("encodes");
     journal::append(&journal, pos, &bytes).expect("appends");
     drop(journal);
 

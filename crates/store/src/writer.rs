@@ -137,6 +137,8 @@ pub(crate) struct Writer {
     unindexed: Unindexed,
     next_pos: u64,
     forgotten_through: u64,
+    /// The journal row being written, kept between commits.
+    encoded: Vec<u8>,
 }
 
 /// Cached sequence heads, loaded from the indexed tables on first use.
@@ -224,6 +226,7 @@ impl Writer {
             unindexed: Unindexed::default(),
             next_pos,
             forgotten_through: 0,
+            encoded: Vec::new(),
         })
     }
 
@@ -267,9 +270,9 @@ impl Writer {
             if batch.records.is_empty() {
                 return Ok(());
             }
-            let bytes = journal::encode(&batch.records)?;
+            journal::encode_into(&batch.records, &mut self.encoded)?;
             let tx = self.journal.unchecked_transaction()?;
-            journal::append(&tx, batch.pos, &bytes)?;
+            journal::append(&tx, batch.pos, &self.encoded)?;
             // Rows the indexer has on disk go in the same commit: no extra sync.
             let durable = self.links.durable.load(Ordering::Acquire);
             if durable > self.forgotten_through {
