@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Time between checkpoint attempts.
-const INTERVAL: Duration = Duration::from_millis(200);
+/// Time between checkpoint attempts. Short: many small checkpoints disturb the journal's
+/// commits less than a few large ones (timeouts at 1,000/s: p99 lateness about 35 ms against
+/// about 48 ms at 200 ms, and about 1 s with checkpoints 30 s apart).
+const INTERVAL: Duration = Duration::from_millis(50);
 /// WAL size (in pages) beyond which a passive checkpoint that could not finish is retried
 /// with RESTART, which waits for readers, so the log cannot grow without bound.
 const RESTART_ABOVE_PAGES: i64 = 200_000;

@@ -3,7 +3,7 @@
 //! Its commits need no `fsync` of their own (`synchronous=NORMAL`): the journal already holds
 //! every record durably, and the position applied is stored in the same transaction, so after
 //! a crash the tables are at some earlier position and the journal replays the rest exactly
-//! once. About once a second one commit is made durable (`synchronous=FULL`); journal rows up
+//! once. Four times a second one commit is made durable (`synchronous=FULL`); journal rows up
 //! to that position may then be deleted. Taking every queued batch into one transaction lets
 //! many actions share each dirty page.
 
@@ -19,8 +19,9 @@ use tokio::sync::watch;
 /// A committed journal batch for the indexer.
 pub(crate) type Batch = (u64, Vec<Record>);
 
-/// Time between durable commits of the indexed tables (bounds how much journal is kept).
-const DURABLE_EVERY: Duration = Duration::from_secs(1);
+/// Time between durable commits of the indexed tables: bounds how much journal is kept, and
+/// keeps each flush small (see the checkpoint interval).
+const DURABLE_EVERY: Duration = Duration::from_millis(250);
 /// Most records applied in one transaction, so readers waiting for it are not held long.
 const MAX_RECORDS_PER_COMMIT: usize = 50_000;
 /// How long batches are gathered into one transaction while no reader waits: most of an
