@@ -423,6 +423,40 @@ async fn modify_by_invitee_reaches_every_party_but_the_modifying_device() {
 }
 
 #[tokio::test]
+async fn many_deadlines_at_once_all_fire_with_few_timeouts_in_flight() {
+    // Two timeouts at a time may await their commit; forty fall due together.
+    let server = TestServer::start_with(|config| config.max_timeouts_in_flight = 2).await;
+    let (alice, mut alice_rx) = server.client("alice").await;
+    let (_bob, mut bob_rx) = server.client("bob").await;
+    let sends = (0..40).map(|n| alice.invite(invite_to("bob", &format!("ring {n}"), 1)));
+    let sent: Vec<String> = futures_util::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|result| result.expect("invite").invite_id)
+        .collect();
+    let mut timed_out = Vec::new();
+    for frame in collect_signaling(&mut bob_rx, 80).await {
+        if frame.name == TIMEOUT {
+            timed_out.push(
+                frame.data["inviteID"]
+                    .as_str()
+                    .expect("inviteID")
+                    .to_owned(),
+            );
+        }
+    }
+    timed_out.sort();
+    let mut expected = sent.clone();
+    expected.sort();
+    assert_eq!(timed_out, expected, "each invitation timed out once");
+    let inviter_heard = collect_signaling(&mut alice_rx, 40).await;
+    assert_eq!(
+        inviter_heard.iter().filter(|f| f.name == TIMEOUT).count(),
+        40
+    );
+}
+
+#[tokio::test]
 async fn timeout_fires_once_to_inviter_and_invitee() {
     let server = TestServer::start().await;
     let (alice, mut alice_rx) = server.client("alice").await;

@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Frames queued for one connection before it counts as too slow and is closed (4001).
     pub send_queue_frames: usize,
+    /// Timeouts applied but not yet committed; further due deadlines wait in the timer.
+    pub max_timeouts_in_flight: usize,
     /// Time a new connection has to log in (close code 4003).
     pub login_timeout: Duration,
     /// Sustained requests per second per connection (bursts of twice this are allowed).
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             event_retention: Duration::from_secs(24 * 3600),
             max_connections: 100_000,
             send_queue_frames: 1024,
+            max_timeouts_in_flight: 4096,
             login_timeout: Duration::from_secs(10),
             rate_limit_per_second: 200,
             max_in_flight: 64,
@@ -138,6 +141,7 @@ impl Server {
             tokio::spawn(timers::run(
                 Arc::clone(&service),
                 deadlines,
+                config.max_timeouts_in_flight.max(1),
                 timer_rx,
                 shutdown_rx.clone(),
             )),

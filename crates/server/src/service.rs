@@ -402,11 +402,14 @@ impl Service {
         })
     }
 
-    /// Called by the timer when an invitation's deadline is due.
-    pub(crate) fn deadline_reached(&self, invite_id: &str, deadline_ms: u64) {
-        // Nobody waits for the commit: the writer logs a failure and stops the store, which
-        // stops the server.
-        let _ = self.fire_deadline(invite_id, deadline_ms);
+    /// Called by the timer when an invitation's deadline is due; the commit of the timeout, if
+    /// one was applied. (A failed commit is logged by the store, which then stops the server.)
+    pub(crate) fn deadline_reached(
+        &self,
+        invite_id: &str,
+        deadline_ms: u64,
+    ) -> Option<oneshot::Receiver<Result<JobReport, StoreError>>> {
+        self.fire_deadline(invite_id, deadline_ms)
     }
 
     /// Applies the timeout of an invitation whose deadline is due; the commit to wait for, if

@@ -6,6 +6,7 @@
 //! invitation: a server holding a million pending invitations keeps a million of these.
 
 use crate::service::Service;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::BTreeSet;
 use std::pin::pin;
 use std::sync::Arc;
@@ -35,10 +36,14 @@ fn instant_of(deadline_ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(crate::now_ms()))
 }
 
-/// Runs the timers until shutdown, starting from the deadlines loaded at start-up.
+/// Runs the timers until shutdown, starting from the deadlines loaded at start-up. At most
+/// `in_flight` timeouts are applied and not yet committed: when the store falls behind (a
+/// million deadlines falling due faster than it commits), due deadlines wait here, in the set,
+/// instead of as queued jobs holding whole invitations.
 pub(crate) async fn run(
     service: Arc<Service>,
     mut armed: Deadlines,
+    in_flight: usize,
     mut commands: mpsc::UnboundedReceiver<TimerCommand>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -47,6 +52,7 @@ pub(crate) async fn run(
     // The deadline the sleep is set for, so it is reset only when the earliest one changes.
     let mut sleeping_until: Option<u64> = None;
     let mut batch = Vec::with_capacity(COMMANDS_PER_TURN);
+    let mut committing = FuturesUnordered::new();
     loop {
         let earliest = armed.first().map(|(deadline, _)| *deadline);
         if earliest != sleeping_until {
@@ -70,16 +76,19 @@ pub(crate) async fn run(
                     }
                 }
             }
-            () = &mut sleep, if earliest.is_some() => {
+            () = &mut sleep, if earliest.is_some() && committing.len() < in_flight => {
                 let now = crate::now_ms();
-                while armed.first().is_some_and(|(deadline, _)| *deadline <= now) {
+                while committing.len() < in_flight
+                    && armed.first().is_some_and(|(deadline, _)| *deadline <= now)
+                {
                     if let Some((deadline_ms, invite_id)) = armed.pop_first() {
-                        service.deadline_reached(&invite_id, deadline_ms);
+                        committing.extend(service.deadline_reached(&invite_id, deadline_ms));
                     }
                 }
-                // Woken early by the clock: sleep again for what is left.
+                // Woken early by the clock, or stopped at the limit: sleep again.
                 sleeping_until = None;
             }
+            Some(_) = committing.next(), if !committing.is_empty() => {}
             _ = shutdown.wait_for(|stopping| *stopping) => break,
         }
     }
