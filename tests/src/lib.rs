@@ -426,7 +426,7 @@ pub fn beckon_bin() -> &'static Path {
 }
 
 /// Reads `beckon serve`'s standard output until it says where it serves, and returns that
-/// address (`HOST:PORT`).
+/// address (`HOST:PORT`); the rest of the output is read and dropped in the background.
 pub async fn served_address(stdout: tokio::process::ChildStdout) -> String {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(stdout).lines();
@@ -438,11 +438,14 @@ pub async fn served_address(stdout: tokio::process::ChildStdout) -> String {
             .expect("read serve output")
             .expect("serve is running");
         if let Some(rest) = line.split("serving on http://").nth(1) {
-            return rest
+            let addr = rest
                 .split_whitespace()
                 .next()
                 .expect("an address")
                 .to_owned();
+            // Keep reading, so the server's later lines never meet a closed pipe.
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return addr;
         }
     }
 }

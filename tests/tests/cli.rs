@@ -6,6 +6,7 @@
 use beckon_tests::{beckon_bin, served_address, TestServer, SDK_APP_ID, WAIT};
 use serde_json::{json, Value};
 use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
@@ -367,4 +368,54 @@ async fn dev_mode_mints_the_usersig_from_the_data_directory() {
     expect_clean_exit(bob).await;
 
     serve.kill().await.expect("stop beckon serve");
+}
+
+#[tokio::test]
+async fn serve_keeps_serving_when_its_standard_output_is_closed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().to_str().expect("UTF-8 temp path").to_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut serve = beckon(&["serve", "--data-dir", &data_dir, "--listen", &listen])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("beckon serve starts");
+    // Closed before the server writes anything: every line it prints meets a broken pipe.
+    drop(serve.stdout.take());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        assert!(
+            serve.try_wait().expect("status").is_none(),
+            "serve exited when its output was closed"
+        );
+        if tokio::net::TcpStream::connect(&listen).await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "serve never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut raw = beckon_tests::RawSocket::connect(&format!("ws://{listen}/ws")).await;
+    let pong = raw.request("ping", json!({})).await;
+    assert_eq!(pong["code"], 0, "{pong}");
+    // It stops only when asked, and cleanly: a server that died of its closed output would
+    // have exited with a panic's status by now or at the latest here.
+    let pid = serve.id().expect("serve is running").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(signalled.success(), "SIGINT sent");
+    let status = tokio::time::timeout(WAIT, serve.wait())
+        .await
+        .expect("serve stops in time")
+        .expect("serve status");
+    assert!(status.success(), "serve exited with {status}");
 }

@@ -5,6 +5,7 @@ mod credentials;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -148,14 +149,21 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .context("cannot start the server")?;
     let addr = server.local_addr();
-    println!(
+    // A closed standard output (a supervisor or script that read the address and went away)
+    // must not stop the server, so write errors are ignored instead of panicking.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
         "beckon is serving on http://{addr}  (WebSocket: ws://{addr}{})",
         beckon_proto::WS_PATH
     );
-    println!(
+    let _ = writeln!(
+        out,
         "SDKAppID {}; data in {}",
         creds.sdk_app_id,
         args.app.data_dir.display()
     );
+    let _ = out.flush();
+    drop(out);
     server.run_until_signal().await.map_err(anyhow::Error::msg)
 }
