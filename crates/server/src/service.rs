@@ -164,8 +164,14 @@ impl Service {
         let now = crate::now_ms();
         let mut overdue = Vec::new();
         let mut deadlines = Deadlines::new();
+        let mut complete = false;
         while let Some(chunk) = active.recv().await {
-            for invitation in chunk? {
+            let chunk = chunk?;
+            if chunk.is_empty() {
+                complete = true;
+                break;
+            }
+            for invitation in chunk {
                 if invitation.deadline_ms <= now {
                     overdue.push((invitation.invite_id.clone(), invitation.deadline_ms));
                 } else {
@@ -177,6 +183,11 @@ impl Service {
                     shard.insert(Active(Box::new(invitation)));
                 }
             }
+        }
+        if !complete {
+            return Err(StoreError::Task(
+                "loading the active invitations stopped before the end".into(),
+            ));
         }
         tracing::info!(
             active = service.active_invitation_count(),

@@ -298,8 +298,9 @@ impl Store {
     }
 
     /// Every invitation still active, for arming timers at start-up, in chunks as they are
-    /// read. Reading, parsing and whatever the caller does with a chunk run side by side: with
-    /// a million pending invitations this is most of the time to start.
+    /// read; an empty chunk ends it (a channel closed before that means the load failed).
+    /// Reading, parsing and whatever the caller does with a chunk run side by side: with a
+    /// million pending invitations this is most of the time to start.
     pub fn active_invitations(&self) -> tokio_mpsc::Receiver<Result<Vec<Invitation>, StoreError>> {
         const CHUNK: usize = 4096;
         let (parsed_tx, parsed_rx) = tokio_mpsc::channel(4);
@@ -312,8 +313,14 @@ impl Store {
                     bodies_tx.send(bodies).is_ok()
                 })
             });
-            if let Err(error) = read {
-                let _ = read_failed.blocking_send(Err(error));
+            match read {
+                // The end: an empty chunk, so a reader that stopped early is told apart.
+                Ok(()) => {
+                    let _ = bodies_tx.send(Vec::new());
+                }
+                Err(error) => {
+                    let _ = read_failed.blocking_send(Err(error));
+                }
             }
         });
         tokio::task::spawn_blocking(move || {
