@@ -413,19 +413,10 @@ impl Service {
         })
     }
 
-    /// Called by the timer when an invitation's deadline is due; the commit of the timeout, if
-    /// one was applied. (A failed commit is logged by the store, which then stops the server.)
-    pub(crate) fn deadline_reached(
-        &self,
-        invite_id: &str,
-        deadline_ms: u64,
-    ) -> Option<oneshot::Receiver<Result<JobReport, StoreError>>> {
-        self.fire_deadline(invite_id, deadline_ms)
-    }
-
-    /// Applies the timeout of an invitation whose deadline is due; the commit to wait for, if
-    /// anything was applied.
-    fn fire_deadline(
+    /// Applies the timeout of an invitation whose deadline is due (called by the timer, and at
+    /// start-up for deadlines that passed while stopped); the commit to wait for, if anything
+    /// was applied. A failed commit is logged by the store, which then stops the server.
+    pub(crate) fn fire_deadline(
         &self,
         invite_id: &str,
         deadline_ms: u64,

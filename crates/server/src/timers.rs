@@ -82,7 +82,7 @@ pub(crate) async fn run(
                     && armed.first().is_some_and(|(deadline, _)| *deadline <= now)
                 {
                     if let Some((deadline_ms, invite_id)) = armed.pop_first() {
-                        committing.extend(service.deadline_reached(&invite_id, deadline_ms));
+                        committing.extend(service.fire_deadline(&invite_id, deadline_ms));
                     }
                 }
                 // Woken early by the clock, or stopped at the limit: sleep again.

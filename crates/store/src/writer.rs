@@ -151,7 +151,7 @@ struct Numbers {
 }
 
 /// What the writer committed that the indexer may not have applied yet, for the few checks
-/// that read the tables: taken IDs and the messages a rewrite needs.
+/// that read the tables: taken IDs, and invite messages (the only ones a rewrite changes).
 #[derive(Default)]
 struct Unindexed {
     invite_ids: HashMap<String, u64>,
@@ -358,6 +358,10 @@ impl Writer {
             return Ok(report);
         }
         let now = batch.now;
+        let creates_invitation = job
+            .ops
+            .iter()
+            .any(|op| matches!(op, WriteOp::InsertInvitation { .. }));
         for op in &job.ops {
             match op {
                 WriteOp::EnsureUser { user_id } => batch.records.push(Record::User {
@@ -421,7 +425,10 @@ impl Writer {
                         from,
                         event::MESSAGE_RECEIVED,
                     )?;
-                    self.remember_message(batch, &stored);
+                    // Only an invitation's own message is ever rewritten (modifyInvitation).
+                    if creates_invitation {
+                        self.remember_message(batch, &stored);
+                    }
                     report.messages.push(stored);
                 }
                 WriteOp::RewriteMessage {
