@@ -35,22 +35,29 @@ const SHARDS: usize = 64;
 
 /// Connections by user. Sharded so deliveries and logins rarely contend.
 pub(crate) struct Registry {
-    shards: Vec<Mutex<HashMap<String, Vec<Arc<ConnHandle>>>>>,
+    shards: Vec<Mutex<UserConnections>>,
+    /// Picks a user's shard; seeded apart from the shards' own tables.
+    shard_hasher: foldhash::fast::RandomState,
     next_id: AtomicU64,
     open_connections: AtomicUsize,
     max_connections: usize,
     closed: Notify,
 }
 
-fn shard_of(user: &str) -> usize {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    (BuildHasherDefault::<DefaultHasher>::default().hash_one(user) as usize) % SHARDS
-}
+type UserConnections = HashMap<String, Vec<Arc<ConnHandle>>, foldhash::fast::RandomState>;
 
 impl Registry {
+    fn shard_of(&self, user: &str) -> usize {
+        use std::hash::BuildHasher;
+        (self.shard_hasher.hash_one(user) as usize) % SHARDS
+    }
+
     pub(crate) fn new(max_connections: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(UserConnections::default()))
+                .collect(),
+            shard_hasher: foldhash::fast::RandomState::default(),
             next_id: AtomicU64::new(1),
             open_connections: AtomicUsize::new(0),
             max_connections,
@@ -89,13 +96,13 @@ impl Registry {
     }
 
     pub(crate) fn register(&self, user: &str, handle: Arc<ConnHandle>) {
-        if let Ok(mut shard) = self.shards[shard_of(user)].lock() {
+        if let Ok(mut shard) = self.shards[self.shard_of(user)].lock() {
             shard.entry(user.to_owned()).or_default().push(handle);
         }
     }
 
     pub(crate) fn unregister(&self, user: &str, id: u64) {
-        if let Ok(mut shard) = self.shards[shard_of(user)].lock() {
+        if let Ok(mut shard) = self.shards[self.shard_of(user)].lock() {
             if let Some(list) = shard.get_mut(user) {
                 list.retain(|h| h.id != id);
                 if list.is_empty() {
@@ -106,7 +113,7 @@ impl Registry {
     }
 
     fn deliver(&self, delivery: &Delivery) {
-        let Ok(shard) = self.shards[shard_of(&delivery.user_id)].lock() else {
+        let Ok(shard) = self.shards[self.shard_of(&delivery.user_id)].lock() else {
             return;
         };
         let Some(handles) = shard.get(&delivery.user_id) else {

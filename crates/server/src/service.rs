@@ -22,7 +22,7 @@ const SHARDS: usize = 64;
 
 /// Active invitations of one shard, found by inviteID. A set of invitations rather than a
 /// map from ID, so each ID is held once.
-pub(crate) type Shard = HashSet<Active>;
+pub(crate) type Shard = HashSet<Active, foldhash::fast::RandomState>;
 
 /// An active invitation in its shard: equal and hashed by its inviteID. Boxed, because the
 /// table keeps about half its slots empty and a slot is then a pointer, not an invitation.
@@ -64,6 +64,8 @@ pub struct Service {
     pub(crate) store: Store,
     settings: Settings,
     shards: Vec<Mutex<Shard>>,
+    /// Picks an invitation's shard; seeded apart from the shards' own tables.
+    shard_hasher: foldhash::fast::RandomState,
     users: RwLock<HashSet<String>>,
     timers: mpsc::UnboundedSender<TimerCommand>,
     /// Live groups. Group changes hold it for writing while they withdraw leavers from active
@@ -135,11 +137,6 @@ pub(crate) fn store_failed(error: &StoreError) -> Refusal {
     )
 }
 
-fn shard_of(invite_id: &str) -> usize {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    (BuildHasherDefault::<DefaultHasher>::default().hash_one(invite_id) as usize) % SHARDS
-}
-
 impl Service {
     /// Loads accounts and active invitations from the store and arms every deadline (those
     /// already past fire at once).
@@ -148,14 +145,30 @@ impl Service {
         settings: Settings,
     ) -> Result<(Arc<Self>, Deadlines, mpsc::UnboundedReceiver<TimerCommand>), StoreError> {
         let started = std::time::Instant::now();
-        let users: HashSet<String> = store.users().await?.into_iter().collect();
-        let groups = crate::groups::GroupTable::new(store.groups().await?);
+        let (users, groups, active_count) = tokio::try_join!(
+            store.users(),
+            store.groups(),
+            store.active_invitation_count()
+        )?;
+        let users: HashSet<String> = users.into_iter().collect();
+        let groups = crate::groups::GroupTable::new(groups);
         let mut active = store.active_invitations();
+        // Sized up front: growing a million-entry table rehashes every entry it holds.
+        let per_shard = usize::try_from(active_count / SHARDS as u64).unwrap_or(0);
+        let per_shard = per_shard + per_shard / 16 + 16;
         let (timers, timer_rx) = mpsc::unbounded_channel();
         let service = Arc::new(Self {
             store,
             settings,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashSet::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard::with_capacity_and_hasher(
+                        per_shard,
+                        foldhash::fast::RandomState::default(),
+                    ))
+                })
+                .collect(),
+            shard_hasher: foldhash::fast::RandomState::default(),
             users: RwLock::new(users),
             timers,
             groups: RwLock::new(groups),
@@ -163,7 +176,8 @@ impl Service {
         });
         let now = crate::now_ms();
         let mut overdue = Vec::new();
-        let mut deadlines = Deadlines::new();
+        // Collected, then sorted into the set at once: far cheaper than a million inserts.
+        let mut deadlines = Vec::new();
         let mut complete = false;
         while let Some(chunk) = active.recv().await {
             let chunk = chunk?;
@@ -175,11 +189,12 @@ impl Service {
                 if invitation.deadline_ms <= now {
                     overdue.push((invitation.invite_id.clone(), invitation.deadline_ms));
                 } else {
-                    deadlines
-                        .insert((invitation.deadline_ms, invitation.invite_id.as_str().into()));
+                    deadlines.push((invitation.deadline_ms, invitation.invite_id.as_str().into()));
                 }
                 service.track_group_invite(&invitation);
-                if let Ok(mut shard) = service.shards[shard_of(&invitation.invite_id)].lock() {
+                if let Ok(mut shard) =
+                    service.shards[service.shard_of(&invitation.invite_id)].lock()
+                {
                     shard.insert(Active(Box::new(invitation)));
                 }
             }
@@ -189,6 +204,7 @@ impl Service {
                 "loading the active invitations stopped before the end".into(),
             ));
         }
+        let deadlines: Deadlines = deadlines.into_iter().collect();
         tracing::info!(
             active = service.active_invitation_count(),
             users = service.users.read().map_or(0, |u| u.len()),
@@ -544,11 +560,16 @@ impl Service {
         }
     }
 
+    fn shard_of(&self, invite_id: &str) -> usize {
+        use std::hash::BuildHasher;
+        (self.shard_hasher.hash_one(invite_id) as usize) % SHARDS
+    }
+
     pub(crate) fn lock_shard(
         &self,
         invite_id: &str,
     ) -> Result<std::sync::MutexGuard<'_, Shard>, Refusal> {
-        self.shards[shard_of(invite_id)]
+        self.shards[self.shard_of(invite_id)]
             .lock()
             .map_err(|_| Refusal::new(ErrorCode::Internal, "invitation table lock poisoned"))
     }

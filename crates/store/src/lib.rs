@@ -299,40 +299,70 @@ impl Store {
 
     /// Every invitation still active, for arming timers at start-up, in chunks as they are
     /// read; an empty chunk ends it (a channel closed before that means the load failed).
-    /// Reading, parsing and whatever the caller does with a chunk run side by side: with a
-    /// million pending invitations this is most of the time to start.
+    /// One thread reads while two parse, and the caller works on the chunks as they come:
+    /// with a million pending invitations this is most of the time to start.
     pub fn active_invitations(&self) -> tokio_mpsc::Receiver<Result<Vec<Invitation>, StoreError>> {
         const CHUNK: usize = 4096;
-        let (parsed_tx, parsed_rx) = tokio_mpsc::channel(4);
-        let (bodies_tx, bodies_rx) = mpsc::sync_channel::<Vec<String>>(4);
+        const PARSERS: usize = 2;
+        let (parsed_tx, parsed_rx) = tokio_mpsc::channel(8);
         let inner = Arc::clone(&self.inner);
-        let read_failed = parsed_tx.clone();
         tokio::task::spawn_blocking(move || {
-            let read = schema::open_reader(&inner.path).and_then(|conn| {
-                reader::active_invitation_bodies(&conn, CHUNK, |bodies| {
-                    bodies_tx.send(bodies).is_ok()
-                })
+            let (bodies_tx, bodies_rx) = mpsc::sync_channel::<reader::Bodies>(4);
+            // Taken away by a parser that stops early, so the reader stops too.
+            let bodies_rx = Mutex::new(Some(bodies_rx));
+            let parsed_all = std::thread::scope(|scope| {
+                let parsers: Vec<_> = (0..PARSERS)
+                    .map(|_| {
+                        let parsed_tx = parsed_tx.clone();
+                        let bodies_rx = &bodies_rx;
+                        scope.spawn(move || loop {
+                            let next = bodies_rx
+                                .lock()
+                                .ok()
+                                .and_then(|rx| rx.as_ref().map(mpsc::Receiver::recv));
+                            let Some(Ok(bodies)) = next else {
+                                return true;
+                            };
+                            let parsed = bodies.parse();
+                            let failed = parsed.is_err();
+                            if parsed_tx.blocking_send(parsed).is_err() || failed {
+                                if let Ok(mut rx) = bodies_rx.lock() {
+                                    rx.take();
+                                }
+                                return false;
+                            }
+                        })
+                    })
+                    .collect();
+                let read = schema::open_reader(&inner.path).and_then(|conn| {
+                    reader::active_invitation_bodies(&conn, CHUNK, |bodies| {
+                        bodies_tx.send(bodies).is_ok()
+                    })
+                });
+                drop(bodies_tx);
+                let parsed = parsers
+                    .into_iter()
+                    .all(|parser| parser.join().unwrap_or(false));
+                read.map(|()| parsed)
             });
-            match read {
-                // The end: an empty chunk, so a reader that stopped early is told apart.
-                Ok(()) => {
-                    let _ = bodies_tx.send(Vec::new());
+            match parsed_all {
+                // The end: an empty chunk, so a load that stopped early is told apart.
+                Ok(true) => {
+                    let _ = parsed_tx.blocking_send(Ok(Vec::new()));
                 }
+                Ok(false) => {}
                 Err(error) => {
-                    let _ = read_failed.blocking_send(Err(error));
-                }
-            }
-        });
-        tokio::task::spawn_blocking(move || {
-            for bodies in bodies_rx {
-                let parsed = reader::parse_invitations(&bodies);
-                let failed = parsed.is_err();
-                if parsed_tx.blocking_send(parsed).is_err() || failed {
-                    break;
+                    let _ = parsed_tx.blocking_send(Err(error));
                 }
             }
         });
         parsed_rx
+    }
+
+    /// How many invitations are active (to size tables before loading them).
+    pub async fn active_invitation_count(&self) -> Result<u64, StoreError> {
+        self.read(|conn, _| reader::active_invitation_count(conn))
+            .await
     }
 
     /// Every known userID.

@@ -27,30 +27,79 @@ fn parse_invitation(body: &str) -> Result<Invitation, StoreError> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("invitation row: {e}")))
 }
 
-/// Reads every active invitation's stored body, `chunk` at a time, for `each` to parse.
+/// Stored bodies packed in one buffer: one allocation per chunk instead of one per row.
+#[derive(Default)]
+pub(crate) struct Bodies {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Bodies {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(rows * 384),
+            ends: Vec::with_capacity(rows),
+        }
+    }
+
+    fn push(&mut self, body: &[u8]) {
+        self.bytes.extend_from_slice(body);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn parse(&self) -> Result<Vec<Invitation>, StoreError> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let body = &self.bytes[start..end];
+                start = end;
+                serde_json::from_slice(body)
+                    .map_err(|e| StoreError::Corrupt(format!("invitation row: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// Reads every active invitation's stored body, `chunk` at a time, for `each` to parse;
+/// stops early when `each` returns false.
 pub(crate) fn active_invitation_bodies(
     conn: &Connection,
     chunk: usize,
-    mut each: impl FnMut(Vec<String>) -> bool,
+    mut each: impl FnMut(Bodies) -> bool,
 ) -> Result<(), StoreError> {
     let mut stmt = conn.prepare("SELECT body FROM invitations WHERE active = 1")?;
     let mut rows = stmt.query([])?;
-    let mut bodies = Vec::with_capacity(chunk);
+    let mut bodies = Bodies::with_capacity(chunk);
     while let Some(row) = rows.next()? {
-        bodies.push(row.get::<_, String>(0)?);
-        if bodies.len() == chunk && !each(std::mem::replace(&mut bodies, Vec::with_capacity(chunk)))
+        let body = row.get_ref(0)?;
+        bodies.push(
+            body.as_bytes()
+                .map_err(|e| StoreError::Corrupt(format!("invitation row: {e}")))?,
+        );
+        if bodies.len() == chunk
+            && !each(std::mem::replace(&mut bodies, Bodies::with_capacity(chunk)))
         {
             return Ok(());
         }
     }
-    if !bodies.is_empty() {
+    if bodies.len() > 0 {
         each(bodies);
     }
     Ok(())
 }
 
-pub(crate) fn parse_invitations(bodies: &[String]) -> Result<Vec<Invitation>, StoreError> {
-    bodies.iter().map(|body| parse_invitation(body)).collect()
+pub(crate) fn active_invitation_count(conn: &Connection) -> Result<u64, StoreError> {
+    let count: i64 = conn.query_row(
+        "SELECT count(*) FROM invitations WHERE active = 1",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(count.unsigned_abs())
 }
 
 pub(crate) fn users(conn: &Connection) -> Result<Vec<String>, StoreError> {

@@ -209,3 +209,111 @@ async fn a_proposed_invitation_id_already_used_is_a_conflict() {
     assert!(third.conflict);
     close(store).await;
 }
+
+fn pending_invitation(n: usize) -> Invitation {
+    Invitation {
+        invite_id: format!("call-{n:06}"),
+        inviter: "alice".into(),
+        group_id: String::new(),
+        invitees: vec![beckon_core::Invitee {
+            user_id: "bob".into(),
+            state: beckon_core::InviteeState::Pending,
+        }],
+        data: String::new(),
+        timeout: 30,
+        online_user_only: false,
+        offline_push_info: None,
+        created_at_ms: 1,
+        deadline_ms: 30_001 + n as u64,
+        invite_message_id: None,
+        departed: Vec::new(),
+    }
+}
+
+/// Stores `count` pending invitations, in jobs of a thousand.
+async fn store_pending(store: &Store, count: usize) {
+    for first in (0..count).step_by(1000) {
+        let ops = (first..count.min(first + 1000))
+            .map(|n| WriteOp::InsertInvitation {
+                invitation: pending_invitation(n),
+                proposed_id: false,
+            })
+            .collect();
+        store
+            .write(WriteJob {
+                ops,
+                origin: None,
+                live_only: false,
+            })
+            .await
+            .expect("commits");
+    }
+}
+
+/// Drains the start-up load: every chunk until the end marker, or the first error.
+async fn load_active(store: &Store) -> Result<Vec<Invitation>, StoreError> {
+    let mut chunks = store.active_invitations();
+    let mut loaded = Vec::new();
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk?;
+        if chunk.is_empty() {
+            return Ok(loaded);
+        }
+        loaded.extend(chunk);
+    }
+    Err(StoreError::Task(
+        "the load ended without its end marker".into(),
+    ))
+}
+
+#[tokio::test]
+async fn the_start_up_load_yields_every_active_invitation_once_then_its_end() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    // Several read chunks (4,096 rows each), parsed on two threads.
+    let count = 10_000;
+    store_pending(&store, count).await;
+    assert_eq!(
+        store.active_invitation_count().await.expect("counts"),
+        count as u64
+    );
+    let mut ids: Vec<String> = load_active(&store)
+        .await
+        .expect("loads")
+        .into_iter()
+        .map(|invitation| invitation.invite_id)
+        .collect();
+    ids.sort();
+    let expected: Vec<String> = (0..count)
+        .map(|n| pending_invitation(n).invite_id)
+        .collect();
+    assert_eq!(ids, expected);
+    close(store).await;
+}
+
+#[tokio::test]
+async fn an_unreadable_active_invitation_fails_the_load_instead_of_ending_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    store_pending(&store, 9_000).await;
+    // Make sure the rows are indexed before spoiling one of them behind the store's back.
+    assert_eq!(
+        store.active_invitation_count().await.expect("counts"),
+        9_000
+    );
+    let spoil = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    spoil
+        .execute(
+            "UPDATE invitations SET body = '{not json' WHERE invite_id = 'call-004500'",
+            [],
+        )
+        .expect("updates");
+    drop(spoil);
+    let loaded = load_active(&store).await;
+    assert!(
+        matches!(&loaded, Err(StoreError::Corrupt(text)) if text.contains("invitation row")),
+        "{:?}",
+        loaded.map(|all| all.len())
+    );
+    close(store).await;
+}
