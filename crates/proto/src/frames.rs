@@ -75,6 +75,30 @@ pub struct EventFrame {
     pub data: Value,
 }
 
+/// The JSON of `ServerFrame::Event` for typed `data`, written straight from it: the server
+/// renders every event this way, without building a `Value` tree first.
+pub fn event_json<T: Serialize + ?Sized>(
+    name: &str,
+    seq: Option<u64>,
+    data: &T,
+) -> serde_json::Result<String> {
+    #[derive(Serialize)]
+    struct Event<'a, T: ?Sized> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seq: Option<u64>,
+        data: &'a T,
+    }
+    serde_json::to_string(&Event {
+        kind: "event",
+        name,
+        seq,
+        data,
+    })
+}
+
 /// `login` parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginParams {
@@ -557,6 +581,25 @@ mod tests {
                 data: json!({})
             })
         );
+    }
+
+    #[test]
+    fn typed_events_render_as_event_frames() {
+        let data = [CustomPayload {
+            data: "d\"x".into(),
+            description: String::new(),
+            extension: "e".into(),
+        }];
+        for seq in [Some(9), None] {
+            let typed = event_json("MESSAGE_RECEIVED", seq, &data).unwrap();
+            let through_value = serde_json::to_string(&ServerFrame::Event(EventFrame {
+                name: "MESSAGE_RECEIVED".into(),
+                seq,
+                data: serde_json::to_value(&data).unwrap(),
+            }))
+            .unwrap();
+            assert_eq!(typed, through_value);
+        }
     }
 
     #[test]

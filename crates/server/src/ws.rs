@@ -769,12 +769,13 @@ async fn login(
             let now_ms = crate::now_ms();
             for invitation in snapshot.pending {
                 let data = invitation.new_invitation_data(now_ms, true);
-                let frame = ServerFrame::Event(beckon_proto::EventFrame {
-                    name: beckon_proto::signaling::event::NEW_INVITATION_RECEIVED.to_owned(),
-                    seq: None,
-                    data: serde_json::to_value(data).unwrap_or(Value::Null),
-                });
-                if !write(sink, serde_json::to_string(&frame).unwrap_or_default()).await {
+                let frame = beckon_proto::frames::event_json(
+                    beckon_proto::signaling::event::NEW_INVITATION_RECEIVED,
+                    None,
+                    &data,
+                )
+                .unwrap_or_default();
+                if !write(sink, frame).await {
                     return Step::Close(
                         CloseCode::SlowConsumer,
                         "could not write pending invitations",

@@ -263,11 +263,14 @@ fn apply_record<'r>(
         } => {
             let body = serde_json::to_string(invitation)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            tx.prepare_cached(
+            // A later state is an update in place: no insert attempt that fails first.
+            let sql = if *inserted {
                 "INSERT INTO invitations(invite_id, active, body) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(invite_id) DO UPDATE SET active = excluded.active, body = excluded.body",
-            )?
-            .execute(params![
+                 ON CONFLICT(invite_id) DO UPDATE SET active = excluded.active, body = excluded.body"
+            } else {
+                "UPDATE invitations SET active = ?2, body = ?3 WHERE invite_id = ?1"
+            };
+            tx.prepare_cached(sql)?.execute(params![
                 invitation.invite_id,
                 i64::from(invitation.is_active()),
                 body

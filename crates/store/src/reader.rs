@@ -201,12 +201,8 @@ fn expand(conn: &Connection, user: &str, seq: u64, stored: String) -> Result<Str
         .map(|m| m.render_for(user))
         .into_iter()
         .collect();
-    let frame = beckon_proto::ServerFrame::Event(beckon_proto::EventFrame {
-        name: name.to_owned(),
-        seq: Some(seq),
-        data: serde_json::to_value(messages).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    });
-    serde_json::to_string(&frame).map_err(|e| StoreError::Corrupt(e.to_string()))
+    beckon_proto::frames::event_json(name, Some(seq), &messages)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 const MESSAGE_COLUMNS: &str =

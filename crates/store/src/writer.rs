@@ -12,7 +12,6 @@ use crate::indexer::Batch as IndexBatch;
 use crate::journal::{self, Record};
 use crate::{now_ms, StoreConfig, StoreError};
 use beckon_core::{ConversationRef, Invitation, Notification, StoredMessage};
-use beckon_proto::frames::EventFrame;
 use beckon_proto::signaling::event;
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::{HashMap, VecDeque};
@@ -465,8 +464,7 @@ impl Writer {
                         batch,
                         &notification.recipient,
                         notification.skip_origin,
-                        notification.name,
-                        notification.data.clone(),
+                        |seq| event_frame(notification.name, seq, &notification.data),
                         None,
                     )?;
                 }
@@ -525,23 +523,22 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let kept = message_ref(name, &stored.id);
         for participant in participants {
-            let data = serde_json::to_value([stored.render_for(participant)])
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             let skip = participant == actor;
-            self.push_event(job, batch, participant, skip, name, data, Some(&kept))?;
+            let render = |seq| event_frame(name, seq, &[stored.render_for(participant)]);
+            self.push_event(job, batch, participant, skip, render, Some(&kept))?;
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)] // one event's every attribute; a struct would only rename them
+    /// Numbers (unless live-only), records and queues one event; `render` writes its frame
+    /// for the number given.
     fn push_event(
         &mut self,
         job: &WriteJob,
         batch: &mut Batch,
         user: &str,
         skip_origin: bool,
-        name: &str,
-        data: serde_json::Value,
+        render: impl FnOnce(Option<u64>) -> Result<Arc<str>, StoreError>,
         kept_as: Option<&str>,
     ) -> Result<(), StoreError> {
         let skip_instance = if skip_origin {
@@ -550,7 +547,7 @@ impl Writer {
             None
         };
         if job.live_only {
-            let frame = event_frame(name, None, data)?;
+            let frame = render(None)?;
             batch.deliveries.push(Delivery {
                 user_id: user.to_owned(),
                 seq: None,
@@ -560,7 +557,7 @@ impl Writer {
             return Ok(());
         }
         let seq = self.next_user_seq(user)?;
-        let frame = event_frame(name, Some(seq), data)?;
+        let frame = render(Some(seq))?;
         batch.records.push(Record::Event {
             user_id: user.to_owned(),
             seq,
@@ -623,17 +620,12 @@ fn message_ref(name: &str, message_id: &str) -> String {
     )
 }
 
-fn event_frame(
+fn event_frame<T: serde::Serialize + ?Sized>(
     name: &str,
     seq: Option<u64>,
-    data: serde_json::Value,
+    data: &T,
 ) -> Result<Arc<str>, StoreError> {
-    let frame = beckon_proto::ServerFrame::Event(EventFrame {
-        name: name.to_owned(),
-        seq,
-        data,
-    });
-    serde_json::to_string(&frame)
+    beckon_proto::frames::event_json(name, seq, data)
         .map(Arc::from)
         .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
