@@ -172,20 +172,7 @@ async fn a_proposed_invitation_id_already_used_is_a_conflict() {
     let store = open(dir.path());
     let invitation = Invitation {
         invite_id: "call-1".into(),
-        inviter: "alice".into(),
-        group_id: String::new(),
-        invitees: vec![beckon_core::Invitee {
-            user_id: "bob".into(),
-            state: beckon_core::InviteeState::Pending,
-        }],
-        data: String::new(),
-        timeout: 30,
-        online_user_only: false,
-        offline_push_info: None,
-        created_at_ms: 1,
-        deadline_ms: 30_001,
-        invite_message_id: None,
-        departed: Vec::new(),
+        ..pending_invitation(0)
     };
     let insert = |proposed_id| WriteJob {
         ops: vec![WriteOp::InsertInvitation {
