@@ -9,6 +9,7 @@
 
 use crate::journal::Record;
 use crate::{now_ms, StoreError};
+use beckon_core::Invitation;
 use rusqlite::{params, Connection};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -192,19 +193,25 @@ impl Indexer {
 
     fn apply_inner(&self, batches: &[Batch]) -> Result<u64, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
-        let mut heads: HashMap<&str, u64> = HashMap::new();
+        let mut summed = Summed::default();
         let mut applied = self.applied_pos;
         for (pos, records) in batches {
             for record in records {
-                apply_record(&tx, record, &mut heads)?;
+                apply_record(&tx, record, &mut summed)?;
             }
             applied = *pos;
+        }
+        for change in summed.invitations.values() {
+            write_invitation(&tx, change)?;
+        }
+        for (key, change) in &summed.conversations {
+            upsert_conversation(&tx, *key, change)?;
         }
         let mut head = tx.prepare_cached(
             "INSERT INTO user_heads(user_id, seq) VALUES (?1, ?2)
              ON CONFLICT(user_id) DO UPDATE SET seq = max(seq, excluded.seq)",
         )?;
-        for (user, seq) in &heads {
+        for (user, seq) in &summed.heads {
             head.execute(params![user, *seq as i64])?;
         }
         drop(head);
@@ -243,10 +250,86 @@ impl Indexer {
     }
 }
 
+/// Row changes summed over one transaction and written once at its end: each invitation's
+/// newest state, a user's newest event number, and each conversation row's unread count and
+/// last message. Under load an invitation is often answered, and a conversation gets several
+/// messages, within one transaction; one write then stands for all of them.
+#[derive(Default)]
+struct Summed<'r> {
+    invitations: HashMap<&'r str, InvitationChange<'r>>,
+    heads: HashMap<&'r str, u64>,
+    conversations: HashMap<(&'r str, &'r str), ConversationChange<'r>>,
+}
+
+/// An invitation's newest state in one transaction.
+struct InvitationChange<'r> {
+    invitation: &'r Invitation,
+    /// First stored in this transaction (an insert rather than an update).
+    inserted: bool,
+    /// Invitees whose pending row this transaction adds (still pending at its end).
+    pending: Vec<&'r str>,
+}
+
+fn write_invitation(tx: &Connection, change: &InvitationChange<'_>) -> Result<(), StoreError> {
+    let invitation = change.invitation;
+    let body = serde_json::to_string(invitation).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // A later state is an update in place: no insert attempt that fails first.
+    let sql = if change.inserted {
+        "INSERT INTO invitations(invite_id, active, body) VALUES (?1, ?2, ?3)
+         ON CONFLICT(invite_id) DO UPDATE SET active = excluded.active, body = excluded.body"
+    } else {
+        "UPDATE invitations SET active = ?2, body = ?3 WHERE invite_id = ?1"
+    };
+    tx.prepare_cached(sql)?.execute(params![
+        invitation.invite_id,
+        i64::from(invitation.is_active()),
+        body
+    ])?;
+    let mut pending = tx.prepare_cached(
+        "INSERT OR IGNORE INTO pending_invitees(user_id, invite_id) VALUES (?1, ?2)",
+    )?;
+    for user in &change.pending {
+        pending.execute(params![user, invitation.invite_id])?;
+    }
+    Ok(())
+}
+
+/// What the messages of one transaction do to one (owner, conversation) row.
+#[derive(Default)]
+struct ConversationChange<'r> {
+    unread: i64,
+    /// The newest message that counts as the last one, if any did.
+    last_message_id: Option<&'r str>,
+    updated_ms: i64,
+}
+
+fn upsert_conversation(
+    tx: &Connection,
+    (owner, conv_key): (&str, &str),
+    change: &ConversationChange<'_>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO conversations(owner, conv_key, unread, last_message_id, updated_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(owner, conv_key) DO UPDATE SET
+            unread = unread + excluded.unread,
+            last_message_id = coalesce(excluded.last_message_id, last_message_id),
+            updated_ms = max(updated_ms, excluded.updated_ms)",
+    )?
+    .execute(params![
+        owner,
+        conv_key,
+        change.unread,
+        change.last_message_id,
+        change.updated_ms
+    ])?;
+    Ok(())
+}
+
 fn apply_record<'r>(
     tx: &Connection,
     record: &'r Record,
-    heads: &mut HashMap<&'r str, u64>,
+    summed: &mut Summed<'r>,
 ) -> Result<(), StoreError> {
     match record {
         Record::User {
@@ -261,33 +344,29 @@ fn apply_record<'r>(
             inserted,
             resolved,
         } => {
-            let body = serde_json::to_string(invitation)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            // A later state is an update in place: no insert attempt that fails first.
-            let sql = if *inserted {
-                "INSERT INTO invitations(invite_id, active, body) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(invite_id) DO UPDATE SET active = excluded.active, body = excluded.body"
-            } else {
-                "UPDATE invitations SET active = ?2, body = ?3 WHERE invite_id = ?1"
-            };
-            tx.prepare_cached(sql)?.execute(params![
-                invitation.invite_id,
-                i64::from(invitation.is_active()),
-                body
-            ])?;
+            let change = summed
+                .invitations
+                .entry(invitation.invite_id.as_str())
+                .or_insert_with(|| InvitationChange {
+                    invitation,
+                    inserted: false,
+                    pending: Vec::new(),
+                });
+            change.invitation = invitation;
             if *inserted {
-                let mut pending = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO pending_invitees(user_id, invite_id) VALUES (?1, ?2)",
-                )?;
-                for user in invitation.pending() {
-                    pending.execute(params![user, invitation.invite_id])?;
-                }
+                change.inserted = true;
+                change.pending.extend(invitation.pending());
             }
             let mut unpend = tx.prepare_cached(
                 "DELETE FROM pending_invitees WHERE user_id = ?1 AND invite_id = ?2",
             )?;
             for user in resolved {
-                unpend.execute(params![user, invitation.invite_id])?;
+                // Added in this transaction: it never reaches the table.
+                if let Some(at) = change.pending.iter().position(|p| *p == user.as_str()) {
+                    change.pending.swap_remove(at);
+                } else {
+                    unpend.execute(params![user, invitation.invite_id])?;
+                }
             }
         }
         Record::Message {
@@ -314,19 +393,16 @@ fn apply_record<'r>(
                 payload_data,
                 i64::from(*excluded)
             ])?;
-            let mut upsert = tx.prepare_cached(
-                "INSERT INTO conversations(owner, conv_key, unread, last_message_id, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(owner, conv_key) DO UPDATE SET
-                    unread = unread + excluded.unread,
-                    last_message_id = coalesce(excluded.last_message_id, last_message_id),
-                    updated_ms = max(updated_ms, excluded.updated_ms)",
-            )?;
             for participant in participants {
-                let unread = i64::from(!*excluded && participant != from);
-                let last = (!*excluded).then_some(message_id.as_str());
-                let updated = if *excluded { 0 } else { *updated_ms as i64 };
-                upsert.execute(params![participant, conv_key, unread, last, updated])?;
+                let change = summed
+                    .conversations
+                    .entry((participant.as_str(), conv_key.as_str()))
+                    .or_default();
+                change.unread += i64::from(!*excluded && participant != from);
+                if !*excluded {
+                    change.last_message_id = Some(message_id.as_str());
+                    change.updated_ms = change.updated_ms.max(*updated_ms as i64);
+                }
             }
         }
         Record::Rewrite {
@@ -353,7 +429,7 @@ fn apply_record<'r>(
                 *created_ms as i64,
                 stored
             ])?;
-            let head = heads.entry(user_id.as_str()).or_insert(0);
+            let head = summed.heads.entry(user_id.as_str()).or_insert(0);
             *head = (*head).max(*seq);
         }
         Record::CreateGroup { group } => {
@@ -385,6 +461,13 @@ fn apply_record<'r>(
                 .execute([group_id])?;
         }
         Record::MarkRead { user_id, conv_key } => {
+            // Messages before it in this transaction land first, so it clears them too.
+            if let Some(change) = summed
+                .conversations
+                .remove(&(user_id.as_str(), conv_key.as_str()))
+            {
+                upsert_conversation(tx, (user_id, conv_key), &change)?;
+            }
             tx.prepare_cached(
                 "UPDATE conversations SET unread = 0 WHERE owner = ?1 AND conv_key = ?2",
             )?

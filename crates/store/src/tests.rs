@@ -304,3 +304,108 @@ async fn an_unreadable_active_invitation_fails_the_load_instead_of_ending_it() {
     );
     close(store).await;
 }
+
+#[tokio::test]
+async fn conversation_rows_summed_over_a_transaction_keep_their_order_with_mark_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    let mark_read = WriteJob {
+        ops: vec![WriteOp::MarkRead {
+            user_id: "bob".into(),
+            conversation: ConversationRef::c2c("alice", "bob"),
+        }],
+        origin: None,
+        live_only: false,
+    };
+    // Submitted together, so they are committed (and indexed) together: three messages, bob
+    // reads, two more.
+    let mut jobs: Vec<_> = (1..=3)
+        .map(|n| store.submit(message_job(&format!("m{n}"), n)))
+        .collect();
+    jobs.push(store.submit(mark_read));
+    jobs.extend((4..=5).map(|n| store.submit(message_job(&format!("m{n}"), n))));
+    for job in jobs {
+        job.await.expect("answers").expect("commits");
+    }
+    assert_eq!(bob_unread(&store).await, 2);
+    let conversations = store.conversations("alice".into()).await.expect("reads");
+    assert_eq!(conversations.len(), 1, "{conversations:?}");
+    assert_eq!(conversations[0].unread_count, 0, "alice sent them all");
+    let last = conversations[0]
+        .last_message
+        .as_ref()
+        .expect("has a last message");
+    assert_eq!(last.id, "m5");
+    close(store).await;
+}
+
+#[tokio::test]
+async fn an_invitation_stored_and_answered_in_one_transaction_leaves_no_pending_row() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    let job = |op| WriteJob {
+        ops: vec![op],
+        origin: None,
+        live_only: false,
+    };
+    let insert = |invitation| {
+        job(WriteOp::InsertInvitation {
+            invitation,
+            proposed_id: false,
+        })
+    };
+    let accepted = |invitation: Invitation| {
+        let mut answered = invitation;
+        answered.invitees[0].state = beckon_core::InviteeState::Accepted;
+        job(WriteOp::UpdateInvitation {
+            invitation: answered,
+            resolved: vec!["bob".into()],
+        })
+    };
+    let old = pending_invitation(1);
+    let answered = pending_invitation(2);
+    let ringing = pending_invitation(3);
+    store.write(insert(old.clone())).await.expect("commits");
+    // A read waits until it is indexed, so the old one is in the tables before the rest.
+    assert!(store
+        .invitation_exists(old.invite_id.clone())
+        .await
+        .expect("reads"));
+    // Submitted together, so they are indexed together: one invitation stored and answered,
+    // one stored, and the older one answered.
+    let jobs = vec![
+        store.submit(insert(answered.clone())),
+        store.submit(accepted(answered.clone())),
+        store.submit(insert(ringing.clone())),
+        store.submit(accepted(old.clone())),
+    ];
+    for job in jobs {
+        job.await.expect("answers").expect("commits");
+    }
+    let snapshot = store
+        .login_snapshot("bob".into(), None)
+        .await
+        .expect("reads");
+    let pending: Vec<&str> = snapshot
+        .pending
+        .iter()
+        .map(|invitation| invitation.invite_id.as_str())
+        .collect();
+    assert_eq!(pending, [ringing.invite_id.as_str()]);
+    // No row is left behind for the answered ones (the replay query would hide it).
+    let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    let rows: Vec<String> = tables
+        .prepare("SELECT invite_id FROM pending_invitees WHERE user_id = 'bob'")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .expect("reads");
+    assert_eq!(rows, [ringing.invite_id.as_str()]);
+    let loaded = load_active(&store).await.expect("loads");
+    assert_eq!(loaded, [ringing]);
+    for id in [old.invite_id, answered.invite_id] {
+        assert!(store.invitation_exists(id).await.expect("reads"));
+    }
+    close(store).await;
+}
