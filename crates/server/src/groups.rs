@@ -465,8 +465,10 @@ impl Service {
             // Refused when none of the users is pending there: nothing to do.
             if let Ok(transition) = apply(current, &command, crate::now_ms()) {
                 let participants = groups.participants(current);
-                commits.push(self.carry_out(None, &transition, Change::Update, participants));
-                self.store_transition(&mut shard, transition.invitation);
+                let (commit, invitation) =
+                    self.carry_out(None, transition, Change::Update, participants);
+                commits.push(commit);
+                self.store_transition(&mut shard, invitation);
             }
         }
         commits

@@ -375,14 +375,14 @@ impl Service {
             ));
         }
         let transition = create(new, crate::now_ms(), self.settings)?;
-        let commit = self.carry_out(
+        let (commit, invitation) = self.carry_out(
             Some(actor),
-            &transition,
+            transition,
             Change::Insert { proposed_id },
             participants,
         );
-        self.track_group_invite(&transition.invitation);
-        shard.insert(Active(Box::new(transition.invitation)));
+        self.track_group_invite(&invitation);
+        shard.insert(Active(Box::new(invitation)));
         drop(shard);
         Ok(PendingCommit {
             commit,
@@ -417,8 +417,9 @@ impl Service {
         };
         let transition = apply(current, &command, crate::now_ms())?;
         let participants = groups.participants(current);
-        let commit = self.carry_out(Some(actor), &transition, Change::Update, participants);
-        self.store_transition(&mut shard, transition.invitation);
+        let (commit, invitation) =
+            self.carry_out(Some(actor), transition, Change::Update, participants);
+        self.store_transition(&mut shard, invitation);
         drop(shard);
         drop(groups);
         Ok(PendingCommit {
@@ -459,8 +460,9 @@ impl Service {
         match apply(current, &command, now) {
             Ok(transition) => {
                 let participants = groups.participants(current);
-                let commit = self.carry_out(None, &transition, Change::Update, participants);
-                self.store_transition(&mut shard, transition.invitation);
+                let (commit, invitation) =
+                    self.carry_out(None, transition, Change::Update, participants);
+                self.store_transition(&mut shard, invitation);
                 Some(commit)
             }
             Err(refusal) => {
@@ -471,17 +473,20 @@ impl Service {
     }
 
     /// Queues the store job and timer change for a transition; history goes to
-    /// `participants`. Must run under the shard lock.
+    /// `participants`. Must run under the shard lock. Gives back the new invitation state, for
+    /// the shard (the job takes the effects).
     pub(crate) fn carry_out(
         &self,
         actor: Option<&Actor>,
-        transition: &Transition,
+        transition: Transition,
         change: Change,
         participants: Vec<String>,
-    ) -> oneshot::Receiver<Result<JobReport, StoreError>> {
+    ) -> (oneshot::Receiver<Result<JobReport, StoreError>>, Invitation) {
         let insert = matches!(change, Change::Insert { .. });
-        let invitation = &transition.invitation;
-        let effects = &transition.effects;
+        let Transition {
+            invitation,
+            effects,
+        } = transition;
         let mut ops = Vec::with_capacity(3 + effects.notifications.len());
         ops.push(match change {
             Change::Insert { proposed_id } => WriteOp::InsertInvitation {
@@ -490,7 +495,7 @@ impl Service {
             },
             Change::Update => WriteOp::UpdateInvitation {
                 invitation: invitation.clone(),
-                resolved: effects.resolved.clone(),
+                resolved: effects.resolved,
             },
         });
         match &effects.history {
@@ -522,7 +527,7 @@ impl Service {
             }),
             None => {}
         }
-        ops.extend(effects.notifications.iter().cloned().map(WriteOp::Notify));
+        ops.extend(effects.notifications.into_iter().map(WriteOp::Notify));
         let job = WriteJob {
             ops,
             origin: actor.map(|a| a.instance_id.clone()),
@@ -543,7 +548,7 @@ impl Service {
             }
             DeadlineEffect::Unchanged => {}
         }
-        self.store.submit(job)
+        (self.store.submit(job), invitation)
     }
 
     /// Drops an invitation whose creation the store refused.
