@@ -117,6 +117,7 @@ test('runs in Chromium as plain ES modules', async () => {
   const address = http.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const profile = mkdtempSync(join(tmpdir(), 'beckon-web-chromium-'));
+  // Its own process group, so the renderer and helper processes are killed with it.
   const browser = spawn(/** @type {string} */ (chromium), [
     '--headless=new',
     '--no-sandbox',
@@ -125,7 +126,7 @@ test('runs in Chromium as plain ES modules', async () => {
     '--no-first-run',
     `--user-data-dir=${profile}`,
     `http://127.0.0.1:${port}/`,
-  ], { stdio: 'ignore' });
+  ], { stdio: 'ignore', detached: true });
   const browserExited = new Promise((resolve) => browser.once('exit', resolve));
   try {
     const ready = await step('ready');
@@ -143,11 +144,17 @@ test('runs in Chromium as plain ES modules', async () => {
     assert.deepEqual(toAlice.data, { inviteID, inviter: a, groupID: '', invitee: b, data: 'from browser' });
     await step('done');
   } finally {
-    browser.kill('SIGKILL');
+    try {
+      process.kill(-(/** @type {number} */ (browser.pid)), 'SIGKILL');
+    } catch {
+      browser.kill('SIGKILL');
+    }
     await browserExited;
     const closed = new Promise((resolve) => http.close(() => resolve(undefined)));
     http.closeAllConnections();
     await closed;
-    rmSync(profile, { recursive: true, force: true });
+    // A helper process may still be finishing a write into the profile as it dies: removal
+    // retries on ENOTEMPTY/EBUSY instead of failing the test on its own clean-up.
+    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   }
 });
