@@ -89,8 +89,8 @@ pub(crate) fn open(data_dir: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Encodes `records` into `buffer`, replacing what it held (the writer keeps one buffer:
-/// freeing a large one per commit made glibc consolidate its free lists every time).
+/// Encodes `records` into `buffer`, replacing what it held (the writer keeps one buffer
+/// rather than allocating and freeing a large one per commit).
 pub(crate) fn encode_into(records: &[Record], buffer: &mut Vec<u8>) -> Result<(), StoreError> {
     buffer.clear();
     serde_json::to_writer(&mut *buffer, records)

@@ -23,12 +23,11 @@ pub struct LoginSnapshot {
     pub pending: Vec<Invitation>,
 }
 
-fn parse_invitation(body: &str) -> Result<Invitation, StoreError> {
-    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("invitation row: {e}")))
+fn parse_invitation(body: &[u8]) -> Result<Invitation, StoreError> {
+    serde_json::from_slice(body).map_err(|e| StoreError::Corrupt(format!("invitation row: {e}")))
 }
 
 /// Stored bodies packed in one buffer: one allocation per chunk instead of one per row.
-#[derive(Default)]
 pub(crate) struct Bodies {
     bytes: Vec<u8>,
     ends: Vec<usize>,
@@ -58,8 +57,7 @@ impl Bodies {
             .map(|&end| {
                 let body = &self.bytes[start..end];
                 start = end;
-                serde_json::from_slice(body)
-                    .map_err(|e| StoreError::Corrupt(format!("invitation row: {e}")))
+                parse_invitation(body)
             })
             .collect()
     }
@@ -172,7 +170,7 @@ pub(crate) fn login_snapshot(
         )?;
         let rows = stmt.query_map([user_id], |row| row.get::<_, String>(0))?;
         for body in rows {
-            let invitation = parse_invitation(&body?)?;
+            let invitation = parse_invitation(body?.as_bytes())?;
             if !invitation.online_user_only {
                 snapshot.pending.push(invitation);
             }
