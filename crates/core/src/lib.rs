@@ -15,6 +15,7 @@ pub use rules::{apply, create, Command, CommandKind, NewInvitation, Settings, Wi
 
 use beckon_proto::{limits, ErrorCode};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// Where one invitee stands. Only `Pending` can change.
@@ -146,12 +147,23 @@ impl std::fmt::Display for Refusal {
 /// One event to one user. The store numbers it in the user's event sequence (unless the
 /// invitation is online-only) and the server sends it to every connected device of the user,
 /// except the acting device when `skip_origin` is set.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Notification {
     pub recipient: String,
     pub skip_origin: bool,
     pub name: &'static str,
-    pub data: Value,
+    /// The event's `data` as JSON, rendered once from its typed struct: every frame of the
+    /// event embeds it as it is.
+    pub data: Box<RawValue>,
+}
+
+impl PartialEq for Notification {
+    fn eq(&self, other: &Self) -> bool {
+        self.recipient == other.recipient
+            && self.skip_origin == other.skip_origin
+            && self.name == other.name
+            && self.data.get() == other.data.get()
+    }
 }
 
 /// What the history gets from one action.

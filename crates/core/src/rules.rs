@@ -9,6 +9,7 @@ use beckon_proto::frames::{
 };
 use beckon_proto::signaling::{data_flag, event, ActionType, SignalingInfo, BUSINESS_ID};
 use beckon_proto::{limits, ErrorCode};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -103,9 +104,9 @@ fn excluded_by(data: &str) -> bool {
     EXCLUDE_KEYS.iter().any(|key| data_flag(data, key))
 }
 
-fn to_value<T: serde::Serialize>(data: &T) -> Value {
+fn to_raw<T: serde::Serialize>(data: &T) -> Box<RawValue> {
     // Event data structs hold only strings, numbers, booleans and lists.
-    serde_json::to_value(data).unwrap_or(Value::Null)
+    serde_json::value::to_raw_value(data).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }
 
 fn payload(
@@ -199,7 +200,7 @@ pub fn create(new: NewInvitation, now_ms: u64, settings: Settings) -> Result<Tra
         invite_message_id: (!new.online_user_only).then_some(new.invite_message_id),
         departed: Vec::new(),
     };
-    let event_data = to_value(&invitation.new_invitation_data(now_ms, false));
+    let event_data = to_raw(&invitation.new_invitation_data(now_ms, false));
     let notifications = invitation
         .invitees
         .iter()
@@ -281,7 +282,7 @@ fn cancel(inv: &Invitation, actor: &str, data: &str) -> Result<Transition, Refus
         }
     }
     let event_data = |handled_on_other_device| {
-        to_value(&InvitationCancelledData {
+        to_raw(&InvitationCancelledData {
             invite_id: inv.invite_id.clone(),
             inviter: inv.inviter.clone(),
             group_id: inv.group_id.clone(),
@@ -369,7 +370,7 @@ fn answer(
         (event::INVITEE_REJECTED, ActionType::RejectInvite)
     };
     let event_data = |handled_on_other_device| {
-        to_value(&InviteeAnsweredData {
+        to_raw(&InviteeAnsweredData {
             invite_id: inv.invite_id.clone(),
             inviter: inv.inviter.clone(),
             group_id: inv.group_id.clone(),
@@ -446,7 +447,7 @@ fn modify(inv: &Invitation, actor: &str, data: &str) -> Result<Transition, Refus
     check_data(data)?;
     let mut next = inv.clone();
     data.clone_into(&mut next.data);
-    let event_data = to_value(&InvitationModifiedData {
+    let event_data = to_raw(&InvitationModifiedData {
         invite_id: inv.invite_id.clone(),
         data: data.to_owned(),
         modified_by: actor.to_owned(),
@@ -505,7 +506,7 @@ fn timeout(inv: &Invitation, now_ms: u64) -> Result<Transition, Refusal> {
         }
     }
     let event_data = |invitee_list: Vec<String>, is_self_timeout| {
-        to_value(&InvitationTimeoutData {
+        to_raw(&InvitationTimeoutData {
             invite_id: inv.invite_id.clone(),
             inviter: inv.inviter.clone(),
             group_id: inv.group_id.clone(),
@@ -602,7 +603,7 @@ fn withdraw(
     } else {
         reason.as_str()
     };
-    let cancelled = to_value(&InvitationCancelledData {
+    let cancelled = to_raw(&InvitationCancelledData {
         invite_id: inv.invite_id.clone(),
         inviter: inv.inviter.clone(),
         group_id: inv.group_id.clone(),
@@ -636,7 +637,7 @@ fn withdraw(
             })
             .collect();
         for leaver in &leaving {
-            let data = to_value(&InviteeAnsweredData {
+            let data = to_raw(&InviteeAnsweredData {
                 invite_id: inv.invite_id.clone(),
                 inviter: inv.inviter.clone(),
                 group_id: inv.group_id.clone(),

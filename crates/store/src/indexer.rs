@@ -10,8 +10,8 @@
 use crate::journal::Record;
 use crate::{now_ms, StoreError};
 use beckon_core::Invitation;
+use foldhash::HashMap;
 use rusqlite::{params, Connection};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};

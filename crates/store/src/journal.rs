@@ -89,17 +89,25 @@ pub(crate) fn open(data_dir: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// Encodes `records` into `buffer`, replacing what it held (the writer keeps one buffer
-/// rather than allocating and freeing a large one per commit).
+/// Encodes `records` into `buffer` as MessagePack, replacing what it held (the writer keeps one
+/// buffer rather than allocating and freeing a large one per commit). MessagePack rather than
+/// JSON: the records carry rendered JSON frames, which JSON would escape a second time.
 pub(crate) fn encode_into(records: &[Record], buffer: &mut Vec<u8>) -> Result<(), StoreError> {
     buffer.clear();
-    serde_json::to_writer(&mut *buffer, records)
+    // Named fields: records skip empty optional fields, so positions would not line up.
+    rmp_serde::encode::write_named(&mut *buffer, records)
         .map_err(|e| StoreError::Corrupt(format!("journal encode: {e}")))
 }
 
+/// Decodes one row. Rows written before the journal was MessagePack are JSON arrays, whose
+/// first byte (`[`) no MessagePack array has.
 fn decode(pos: u64, bytes: &[u8]) -> Result<Vec<Record>, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("journal row {pos} cannot be read: {e}")))
+    let decoded = if bytes.first() == Some(&b'[') {
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
+    } else {
+        rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+    };
+    decoded.map_err(|e| StoreError::Corrupt(format!("journal row {pos} cannot be read: {e}")))
 }
 
 pub(crate) fn append(conn: &Connection, pos: u64, bytes: &[u8]) -> Result<(), StoreError> {
@@ -135,4 +143,120 @@ pub(crate) fn replay_after(
         apply(pos, decode(pos, &bytes)?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use beckon_core::{Invitee, InviteeState};
+
+    fn every_kind_of_record() -> Vec<Record> {
+        let invitation = Invitation {
+            invite_id: "call-1".into(),
+            inviter: "alice".into(),
+            group_id: "g1".into(),
+            invitees: vec![Invitee {
+                user_id: "bob \"the\" \\ builder ✓".into(),
+                state: InviteeState::Pending,
+            }],
+            data: "{\"k\":\"v\\n\"}".into(),
+            timeout: 30,
+            online_user_only: false,
+            offline_push_info: Some(Box::new(
+                serde_json::json!({"title": "t", "n": [1, 2.5, null, true], "o": {}}),
+            )),
+            created_at_ms: 1,
+            deadline_ms: u64::MAX,
+            invite_message_id: None,
+            departed: vec!["carol".into()],
+        };
+        let member = Member {
+            user_id: "alice".into(),
+            joined_at_ms: 5,
+        };
+        vec![
+            Record::User {
+                user_id: "alice".into(),
+                created_ms: 1,
+            },
+            Record::Invitation {
+                invitation: Box::new(invitation),
+                inserted: true,
+                resolved: vec!["dave".into()],
+            },
+            Record::Message {
+                message_id: "m1".into(),
+                conv_key: "c2c:alice:bob".into(),
+                seq: 1,
+                from: "alice".into(),
+                time_s: 2,
+                payload_data: "{\"businessID\":1}".into(),
+                excluded: true,
+                participants: vec!["alice".into(), "bob".into()],
+                updated_ms: 3,
+            },
+            Record::Rewrite {
+                message_id: "m1".into(),
+                payload_data: String::new(),
+            },
+            Record::Event {
+                user_id: "bob".into(),
+                seq: 7,
+                origin: Some("device-1".into()),
+                created_ms: 4,
+                stored: "{\"type\":\"event\"}".into(),
+            },
+            Record::CreateGroup {
+                group: Group {
+                    group_id: "g1".into(),
+                    name: "G".into(),
+                    kind: "Work".into(),
+                    owner: "alice".into(),
+                    members: vec![member.clone()],
+                    created_at_ms: 5,
+                },
+            },
+            Record::AddMembers {
+                group_id: "g1".into(),
+                members: vec![member],
+            },
+            Record::RemoveMembers {
+                group_id: "g1".into(),
+                user_ids: vec!["alice".into()],
+            },
+            Record::DismissGroup {
+                group_id: "g1".into(),
+            },
+            Record::MarkRead {
+                user_id: "bob".into(),
+                conv_key: "c2c:alice:bob".into(),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_record_reads_back_as_written() {
+        let records = every_kind_of_record();
+        let mut bytes = Vec::new();
+        encode_into(&records, &mut bytes).expect("encodes");
+        assert_ne!(bytes.first(), Some(&b'['), "not mistaken for a JSON row");
+        let decoded = decode(1, &bytes).expect("decodes");
+        assert_eq!(format!("{decoded:?}"), format!("{records:?}"));
+    }
+
+    #[test]
+    fn a_row_of_an_earlier_version_in_json_reads_back() {
+        let records = every_kind_of_record();
+        let bytes = serde_json::to_vec(&records).expect("encodes");
+        let decoded = decode(1, &bytes).expect("decodes");
+        assert_eq!(format!("{decoded:?}"), format!("{records:?}"));
+    }
+
+    #[test]
+    fn a_cut_off_row_is_reported_as_corrupt() {
+        let mut bytes = Vec::new();
+        encode_into(&every_kind_of_record(), &mut bytes).expect("encodes");
+        bytes.truncate(bytes.len() / 2);
+        assert!(matches!(decode(9, &bytes), Err(StoreError::Corrupt(m)) if m.contains("row 9")));
+    }
 }

@@ -82,18 +82,9 @@ async fn reads_see_every_acknowledged_write() {
     close(store).await;
 }
 
-#[tokio::test]
-async fn journal_rows_a_crash_left_unindexed_are_applied_once() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = open(dir.path());
-    store.write(message_job("m1", 1)).await.expect("commits");
-    assert_eq!(bob_head(&store).await, 1);
-    close(store).await;
-
-    // What a crash right after a journal commit leaves: a row the tables do not include.
-    let journal = journal::open(dir.path()).expect("journal opens");
-    let pos = journal::last_pos(&journal).expect("reads") + 1;
-    let records = vec![
+/// Bob's second message and its event, as a crash right after their journal commit leaves them.
+fn unindexed_m2() -> Vec<journal::Record> {
+    vec![
         journal::Record::Message {
             message_id: "m2".into(),
             conv_key: ConversationRef::c2c("alice", "bob").key(),
@@ -112,7 +103,21 @@ async fn journal_rows_a_crash_left_unindexed_are_applied_once() {
             created_ms: now_ms(),
             stored: "{\"type\":\"event\",\"name\":\"x\",\"seq\":2,\"data\":{}}".into(),
         },
-    ];
+    ]
+}
+
+#[tokio::test]
+async fn journal_rows_a_crash_left_unindexed_are_applied_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    store.write(message_job("m1", 1)).await.expect("commits");
+    assert_eq!(bob_head(&store).await, 1);
+    close(store).await;
+
+    // What a crash right after a journal commit leaves: a row the tables do not include.
+    let journal = journal::open(dir.path()).expect("journal opens");
+    let pos = journal::last_pos(&journal).expect("reads") + 1;
+    let records = unindexed_m2();
     let mut bytes = Vec::new();
     journal::encode_into(&records, &mut bytes).expect("encodes");
     journal::append(&journal, pos, &bytes).expect("appends");
@@ -146,6 +151,25 @@ async fn journal_rows_a_crash_left_unindexed_are_applied_once() {
         .map(|(seq, _, _)| *seq)
         .collect();
     assert_eq!(seqs, vec![1, 2, 3]);
+    close(store).await;
+}
+
+#[tokio::test]
+async fn a_journal_row_written_as_json_by_an_earlier_version_is_applied() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    store.write(message_job("m1", 1)).await.expect("commits");
+    close(store).await;
+
+    let journal = journal::open(dir.path()).expect("journal opens");
+    let pos = journal::last_pos(&journal).expect("reads") + 1;
+    let bytes = serde_json::to_vec(&unindexed_m2()).expect("encodes");
+    journal::append(&journal, pos, &bytes).expect("appends");
+    drop(journal);
+
+    let store = open(dir.path());
+    assert_eq!(bob_unread(&store).await, 2);
+    assert_eq!(bob_head(&store).await, 2);
     close(store).await;
 }
 

@@ -5,6 +5,11 @@ use crate::DeadlineEffect;
 
 const NOW: u64 = 1_000_000;
 
+/// A notification's event data, parsed for inspection.
+fn data(notification: &Notification) -> Value {
+    serde_json::from_str(notification.data.get()).expect("event data is JSON")
+}
+
 fn new_invitation(invitees: &[&str], timeout: u64, data: &str) -> NewInvitation {
     NewInvitation {
         invite_id: "inv1".into(),
@@ -123,11 +128,11 @@ fn accept_ends_one_to_one_and_tells_inviter_and_other_devices() {
         ]
     );
     assert_eq!(
-        t.effects.notifications[1].data["handledOnOtherDevice"],
+        data(&t.effects.notifications[1])["handledOnOtherDevice"],
         true
     );
     assert_eq!(
-        t.effects.notifications[0].data.get("handledOnOtherDevice"),
+        data(&t.effects.notifications[0]).get("handledOnOtherDevice"),
         None
     );
     // A second answer is refused: the invitation is finished.
@@ -297,15 +302,15 @@ fn timeout_marks_only_pending_and_sets_self_flags() {
     let n = &out.effects.notifications;
     assert_eq!(n.len(), 2);
     assert_eq!(
-        (n[0].recipient.as_str(), &n[0].data["isSelfTimeout"]),
+        (n[0].recipient.as_str(), &data(&n[0])["isSelfTimeout"]),
         ("alice", &serde_json::json!(false))
     );
-    assert_eq!(n[0].data["inviteeList"], serde_json::json!(["carol"]));
+    assert_eq!(data(&n[0])["inviteeList"], serde_json::json!(["carol"]));
     assert_eq!(
-        (n[1].recipient.as_str(), &n[1].data["isSelfTimeout"]),
+        (n[1].recipient.as_str(), &data(&n[1])["isSelfTimeout"]),
         ("carol", &serde_json::json!(true))
     );
-    assert_eq!(n[1].data["data"], "d");
+    assert_eq!(data(&n[1])["data"], "d");
 }
 
 #[test]
@@ -448,7 +453,7 @@ fn withdrawn_members_stop_ringing_and_others_learn_who_left() {
         (n[0].recipient.as_str(), n[0].name),
         ("carol", event::INVITATION_CANCELLED)
     );
-    assert_eq!(n[0].data["reason"], "memberQuit");
+    assert_eq!(data(&n[0])["reason"], "memberQuit");
     let told: Vec<_> = n[1..]
         .iter()
         .map(|n| (n.recipient.as_str(), n.name))
@@ -461,7 +466,7 @@ fn withdrawn_members_stop_ringing_and_others_learn_who_left() {
             ("dave", event::INVITEE_REJECTED)
         ]
     );
-    assert_eq!(n[1].data["invitee"], "carol");
+    assert_eq!(data(&n[1])["invitee"], "carol");
     let Some(HistoryEffect::Append { payload, .. }) = &t.effects.history else {
         panic!()
     };
@@ -501,14 +506,17 @@ fn inviter_leaving_or_dismissal_cancels_for_everyone() {
             ("alice", event::INVITATION_CANCELLED)
         ]
     );
-    assert_eq!(t.effects.notifications[2].data["reason"], "inviterLeft");
+    assert_eq!(data(&t.effects.notifications[2])["reason"], "inviterLeft");
     let dismissed = CommandKind::Withdraw {
         users: Vec::new(),
         reason: WithdrawReason::GroupDismissed,
     };
     let d = apply(&inv, &cmd("", dismissed), NOW).unwrap();
     assert!(!d.invitation.is_active());
-    assert_eq!(d.effects.notifications[0].data["reason"], "groupDismissed");
+    assert_eq!(
+        data(&d.effects.notifications[0])["reason"],
+        "groupDismissed"
+    );
 }
 
 #[test]
