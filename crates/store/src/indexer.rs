@@ -7,6 +7,7 @@
 //! to that position may then be deleted. Taking every queued batch into one transaction lets
 //! many actions share each dirty page.
 
+use crate::event_runs::{self, EventToKeep, MAX_EVENTS_PER_RUN};
 use crate::journal::Record;
 use crate::{now_ms, StoreError};
 use beckon_core::Invitation;
@@ -207,6 +208,9 @@ impl Indexer {
         for (key, change) in &summed.conversations {
             upsert_conversation(&tx, *key, change)?;
         }
+        for (user, events) in &summed.events {
+            keep_events(&tx, user, events)?;
+        }
         let mut head = tx.prepare_cached(
             "INSERT INTO user_heads(user_id, seq) VALUES (?1, ?2)
              ON CONFLICT(user_id) DO UPDATE SET seq = max(seq, excluded.seq)",
@@ -239,8 +243,8 @@ impl Indexer {
         // In chunks, so a large prune never holds the indexer for long.
         loop {
             let deleted = self.conn.execute(
-                "DELETE FROM events WHERE (user_id, seq) IN
-                    (SELECT user_id, seq FROM events WHERE created_ms < ?1 LIMIT ?2)",
+                "DELETE FROM event_runs WHERE (user_id, first_seq) IN
+                    (SELECT user_id, first_seq FROM event_runs WHERE newest_ms < ?1 LIMIT ?2)",
                 params![cutoff, PRUNE_CHUNK],
             )?;
             if (deleted as i64) < PRUNE_CHUNK {
@@ -258,6 +262,8 @@ impl Indexer {
 struct Summed<'r> {
     invitations: HashMap<&'r str, InvitationChange<'r>>,
     heads: HashMap<&'r str, u64>,
+    /// Each user's events, in order (the writer numbers them in commit order).
+    events: HashMap<&'r str, Vec<EventToKeep<'r>>>,
     conversations: HashMap<(&'r str, &'r str), ConversationChange<'r>>,
 }
 
@@ -301,6 +307,28 @@ struct ConversationChange<'r> {
     /// The newest message that counts as the last one, if any did.
     last_message_id: Option<&'r str>,
     updated_ms: i64,
+}
+
+/// Writes a user's events of one transaction as runs of at most `MAX_EVENTS_PER_RUN`.
+fn keep_events(tx: &Connection, user: &str, events: &[EventToKeep<'_>]) -> Result<(), StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO event_runs(user_id, first_seq, last_seq, newest_ms, events)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for run in events.chunks(MAX_EVENTS_PER_RUN) {
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            continue;
+        };
+        let newest_ms = run.iter().map(|e| e.created_ms).max().unwrap_or(0);
+        insert.execute(params![
+            user,
+            first.seq as i64,
+            last.seq as i64,
+            newest_ms as i64,
+            event_runs::encode(run)?
+        ])?;
+    }
+    Ok(())
 }
 
 fn upsert_conversation(
@@ -419,16 +447,16 @@ fn apply_record<'r>(
             created_ms,
             stored,
         } => {
-            tx.prepare_cached(
-                "INSERT INTO events(user_id, seq, origin, created_ms, frame) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                user_id,
-                *seq as i64,
-                origin,
-                *created_ms as i64,
-                stored
-            ])?;
+            summed
+                .events
+                .entry(user_id.as_str())
+                .or_default()
+                .push(EventToKeep {
+                    seq: *seq,
+                    origin: origin.as_deref(),
+                    created_ms: *created_ms,
+                    stored,
+                });
             let head = summed.heads.entry(user_id.as_str()).or_insert(0);
             *head = (*head).max(*seq);
         }

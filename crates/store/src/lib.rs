@@ -11,6 +11,7 @@
 //! when they started, so a client always reads its own acknowledged writes.
 
 mod checkpoint;
+mod event_runs;
 mod indexer;
 mod journal;
 mod reader;

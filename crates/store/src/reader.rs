@@ -1,5 +1,6 @@
 //! Read queries, each run on a pooled read connection.
 
+use crate::event_runs;
 use crate::now_ms;
 use crate::{StoreConfig, StoreError};
 use beckon_core::{ConversationRef, Invitation, StoredMessage};
@@ -136,29 +137,32 @@ pub(crate) fn login_snapshot(
         } else if last < head {
             // Resumable only if the first missed event is still kept and younger than the
             // retention period (pruning runs periodically, so age is checked here too).
-            let cutoff = now_ms().saturating_sub(config.event_retention_ms) as i64;
-            let first_missed: Option<i64> = tx
-                .prepare_cached("SELECT created_ms FROM events WHERE user_id = ?1 AND seq = ?2")?
-                .query_row(params![user_id, (last + 1) as i64], |row| row.get(0))
+            let cutoff = now_ms().saturating_sub(config.event_retention_ms);
+            let first_missed = last + 1;
+            // The run holding the first missed event, if it is still kept.
+            let run: Option<(i64, i64, Vec<u8>)> = tx
+                .prepare_cached(
+                    "SELECT first_seq, last_seq, events FROM event_runs
+                     WHERE user_id = ?1 AND first_seq <= ?2 ORDER BY first_seq DESC LIMIT 1",
+                )?
+                .query_row(params![user_id, first_missed as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
                 .optional()?;
-            let kept = first_missed.is_some_and(|created| created >= cutoff);
-            if kept && head - last <= config.max_backlog_events as u64 {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT seq, origin, frame FROM events WHERE user_id = ?1 AND seq > ?2 ORDER BY seq",
-                )?;
-                let rows = stmt.query_map(params![user_id, last as i64], |row| {
-                    Ok((
-                        row.get::<_, i64>(0)? as u64,
-                        row.get::<_, Option<String>>(1)?,
-                        row.get::<_, String>(2)?,
-                    ))
-                })?;
-                let mut backlog = Vec::new();
-                for row in rows {
-                    let (seq, origin, frame) = row?;
-                    backlog.push((seq, origin, expand(&tx, user_id, seq, frame)?));
+            let run = run.filter(|(_, last_seq, _)| *last_seq as u64 >= first_missed);
+            let kept = match &run {
+                Some((first_seq, _, bytes)) => {
+                    event_runs::decode(user_id, *first_seq as u64, bytes)?
+                        .iter()
+                        .find(|event| event.seq == first_missed)
+                        .is_some_and(|event| event.created_ms >= cutoff)
                 }
-                snapshot.backlog = Some(backlog);
+                None => false,
+            };
+            if let (true, Some((from_seq, _, _))) = (kept, run) {
+                if head - last <= config.max_backlog_events as u64 {
+                    snapshot.backlog = Some(backlog_after(&tx, user_id, from_seq, last)?);
+                }
             }
         }
         snapshot.resync = snapshot.backlog.is_none();
@@ -183,6 +187,32 @@ pub(crate) fn login_snapshot(
 
 /// Marks a stored message event that holds a reference (`\u{1}name\u{1}messageID`), not a frame.
 pub(crate) const MESSAGE_REF: char = '\u{1}';
+
+/// The user's kept events after `last`, in order, from the runs starting at `from_seq` on.
+fn backlog_after(
+    conn: &Connection,
+    user: &str,
+    from_seq: i64,
+    last: u64,
+) -> Result<Vec<(u64, Option<String>, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT first_seq, events FROM event_runs WHERE user_id = ?1 AND first_seq >= ?2
+         ORDER BY first_seq",
+    )?;
+    let mut rows = stmt.query(params![user, from_seq])?;
+    let mut backlog = Vec::new();
+    while let Some(row) = rows.next()? {
+        let first_seq: i64 = row.get(0)?;
+        let bytes: Vec<u8> = row.get(1)?;
+        for event in event_runs::decode(user, first_seq as u64, &bytes)? {
+            if event.seq > last {
+                let frame = expand(conn, user, event.seq, event.stored)?;
+                backlog.push((event.seq, event.origin, frame));
+            }
+        }
+    }
+    Ok(backlog)
+}
 
 /// The frame to send for a stored event: references are rendered for `user` as they are now
 /// (a message deleted since is sent as an empty list).

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema version stored in `PRAGMA user_version`; bump with a migration when tables change.
-/// Version 2 added `meta` (the journal position applied); version 1 databases upgrade in place.
-const SCHEMA_VERSION: i64 = 2;
+/// Version 2 added `meta` (the journal position applied); version 3 keeps events in runs
+/// (`event_runs`) instead of a row each (`events`). Older databases upgrade in place.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 -- applied_pos: the newest journal position these tables include.
@@ -42,15 +43,17 @@ CREATE TABLE IF NOT EXISTS user_heads (
     seq INTEGER NOT NULL
 ) WITHOUT ROWID;
 
-CREATE TABLE IF NOT EXISTS events (
+-- Numbered events kept for resumption, a run of one user's consecutive events per row
+-- (see event_runs.rs); newest_ms is the run's newest event, which pruning goes by.
+CREATE TABLE IF NOT EXISTS event_runs (
     user_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    origin TEXT,
-    created_ms INTEGER NOT NULL,
-    frame TEXT NOT NULL,
-    PRIMARY KEY (user_id, seq)
+    first_seq INTEGER NOT NULL,
+    last_seq INTEGER NOT NULL,
+    newest_ms INTEGER NOT NULL,
+    events BLOB NOT NULL,
+    PRIMARY KEY (user_id, first_seq)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS events_created ON events(created_ms);
+CREATE INDEX IF NOT EXISTS event_runs_newest ON event_runs(newest_ms);
 
 CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT PRIMARY KEY,
@@ -122,9 +125,49 @@ pub(crate) fn open_indexer(path: &Path) -> Result<Connection, StoreError> {
             "the database has schema version {version}, newer than this server's {SCHEMA_VERSION}; upgrade beckon"
         )));
     }
-    conn.execute_batch(SCHEMA)?;
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    let tx = conn.unchecked_transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    move_events_into_runs(&tx)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
     Ok(conn)
+}
+
+/// Upgrades a version 2 database: each kept event becomes a run of one.
+fn move_events_into_runs(conn: &Connection) -> Result<(), StoreError> {
+    let old_table: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !old_table {
+        return Ok(());
+    }
+    let mut read = conn.prepare("SELECT user_id, seq, origin, created_ms, frame FROM events")?;
+    let mut insert = conn.prepare(
+        "INSERT INTO event_runs(user_id, first_seq, last_seq, newest_ms, events)
+         VALUES (?1, ?2, ?2, ?3, ?4)",
+    )?;
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        let user: String = row.get(0)?;
+        let seq: i64 = row.get(1)?;
+        let origin: Option<String> = row.get(2)?;
+        let created_ms: i64 = row.get(3)?;
+        let stored: String = row.get(4)?;
+        let run = crate::event_runs::encode(&[crate::event_runs::EventToKeep {
+            seq: seq as u64,
+            origin: origin.as_deref(),
+            created_ms: created_ms as u64,
+            stored: &stored,
+        }])?;
+        insert.execute(rusqlite::params![user, seq, created_ms, run])?;
+    }
+    drop(rows);
+    drop(read);
+    drop(insert);
+    conn.execute_batch("DROP TABLE events")?;
+    Ok(())
 }
 
 /// Page cache of the indexer, which writes everywhere in the tables: page spills were a fifth

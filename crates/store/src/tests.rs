@@ -433,3 +433,98 @@ async fn an_invitation_stored_and_answered_in_one_transaction_leaves_no_pending_
     }
     close(store).await;
 }
+
+/// Bob's resumable backlog after `last`, as sequence numbers.
+async fn bob_backlog_after(store: &Store, last: u64) -> Option<Vec<u64>> {
+    let snapshot = store
+        .login_snapshot("bob".into(), Some(last))
+        .await
+        .expect("reads");
+    snapshot
+        .backlog
+        .map(|events| events.iter().map(|(seq, _, _)| *seq).collect())
+}
+
+#[tokio::test]
+async fn a_resume_from_anywhere_in_a_run_of_events_gets_exactly_the_events_after_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    // One job, so one indexer transaction: bob's 600 events are kept as runs of 256, 256, 88.
+    let mut job = message_job("m0", 1);
+    for n in 1..600u64 {
+        // Past the two EnsureUser ops: the message alone.
+        job.ops
+            .extend(message_job(&format!("m{n}"), n + 1).ops.into_iter().skip(2));
+    }
+    store.write(job).await.expect("commits");
+    for last in [0, 1, 255, 256, 257, 511, 512, 598, 599] {
+        assert_eq!(
+            bob_backlog_after(&store, last).await,
+            Some((last + 1..=600).collect::<Vec<_>>()),
+            "resuming after {last}"
+        );
+    }
+    assert_eq!(bob_backlog_after(&store, 600).await, Some(Vec::new()));
+    close(store).await;
+
+    let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    let runs: Vec<(i64, i64)> = tables
+        .prepare(
+            "SELECT first_seq, last_seq FROM event_runs WHERE user_id = 'bob' ORDER BY first_seq",
+        )
+        .expect("prepares")
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .expect("reads")
+        .collect::<Result<_, _>>()
+        .expect("reads");
+    assert_eq!(runs, vec![(1, 256), (257, 512), (513, 600)]);
+}
+
+#[tokio::test]
+async fn events_kept_one_per_row_by_an_earlier_version_stay_resumable() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    close(open(dir.path())).await;
+    // What a version 2 database held: an `events` table with a row per event.
+    let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    tables
+        .execute_batch(&format!(
+            "DROP TABLE event_runs;
+             CREATE TABLE events (user_id TEXT NOT NULL, seq INTEGER NOT NULL, origin TEXT,
+                 created_ms INTEGER NOT NULL, frame TEXT NOT NULL, PRIMARY KEY (user_id, seq))
+                 WITHOUT ROWID;
+             CREATE INDEX events_created ON events(created_ms);
+             INSERT INTO events VALUES ('bob', 1, NULL, {now}, 'f1'), ('bob', 2, 'phone', {now}, 'f2'),
+                 ('bob', 3, NULL, {now}, 'f3');
+             INSERT INTO user_heads VALUES ('bob', 3);
+             PRAGMA user_version = 2;",
+            now = now_ms()
+        ))
+        .expect("writes the old schema");
+    drop(tables);
+
+    let store = open(dir.path());
+    let snapshot = store
+        .login_snapshot("bob".into(), Some(1))
+        .await
+        .expect("reads");
+    assert_eq!(
+        snapshot.backlog,
+        Some(vec![
+            (2, Some("phone".to_owned()), "f2".to_owned()),
+            (3, None, "f3".to_owned())
+        ])
+    );
+    // Numbering goes on after the migrated events.
+    store.write(message_job("m1", 1)).await.expect("commits");
+    assert_eq!(bob_backlog_after(&store, 3).await, Some(vec![4]));
+    close(store).await;
+    let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    let old_tables: i64 = tables
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('events', 'events_created')",
+            [],
+            |row| row.get(0),
+        )
+        .expect("reads");
+    assert_eq!(old_tables, 0, "the old table is gone");
+}
