@@ -99,6 +99,34 @@ pub fn event_json<T: Serialize + ?Sized>(
     })
 }
 
+/// The JSON of `ServerFrame::Result`, written straight from typed `data`: the server answers
+/// every request this way, without building a `Value` tree of the result first.
+pub fn result_json<T: Serialize + ?Sized>(
+    id: &Value,
+    code: u32,
+    message: Option<&str>,
+    data: Option<&T>,
+) -> serde_json::Result<String> {
+    #[derive(Serialize)]
+    struct Result<'a, T: ?Sized> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: &'a Value,
+        code: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data: Option<&'a T>,
+    }
+    serde_json::to_string(&Result {
+        kind: "result",
+        id,
+        code,
+        message,
+        data,
+    })
+}
+
 /// `login` parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoginParams {
@@ -600,6 +628,32 @@ mod tests {
             .unwrap();
             assert_eq!(typed, through_value);
         }
+    }
+
+    #[test]
+    fn typed_results_render_as_result_frames() {
+        let data = ActionResult {
+            invite_id: "i\"1".into(),
+            message: None,
+        };
+        let typed = result_json(&json!(7), 0, None, Some(&data)).unwrap();
+        let through_value = serde_json::to_string(&ServerFrame::Result(ResultFrame {
+            id: json!(7),
+            code: 0,
+            message: None,
+            data: Some(serde_json::to_value(&data).unwrap()),
+        }))
+        .unwrap();
+        assert_eq!(typed, through_value);
+        let refused = result_json::<Value>(&json!("a"), 8010, Some("no"), None).unwrap();
+        let through_value = serde_json::to_string(&ServerFrame::Result(ResultFrame {
+            id: json!("a"),
+            code: 8010,
+            message: Some("no".into()),
+            data: None,
+        }))
+        .unwrap();
+        assert_eq!(refused, through_value);
     }
 
     #[test]

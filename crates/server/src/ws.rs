@@ -8,13 +8,14 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use beckon_core::{CommandKind, Refusal};
 use beckon_proto::frames::{
     op, ActionParams, GetMessageListParams, InviteInGroupParams, InviteParams, LoginParams,
-    LoginResult, ModifyParams, ResultFrame, SetMessageReadParams,
+    LoginResult, ModifyParams, SetMessageReadParams,
 };
-use beckon_proto::{limits, CloseCode, ErrorCode, ServerFrame};
+use beckon_proto::{limits, CloseCode, ErrorCode};
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
+use serde_json::value::{to_raw_value, RawValue};
 use serde_json::Value;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
@@ -77,17 +78,26 @@ impl TokenBucket {
     }
 }
 
-fn result_ok(id: Value, data: Value) -> ResultFrame {
-    ResultFrame {
+/// The answer to one request, its data already rendered (once, from its typed result).
+struct Reply {
+    id: Value,
+    code: u32,
+    message: Option<String>,
+    data: Option<Box<RawValue>>,
+}
+
+fn result_ok<T: serde::Serialize + ?Sized>(id: Value, data: &T) -> Reply {
+    Reply {
         id,
         code: 0,
         message: None,
-        data: Some(data),
+        // Results hold only strings, numbers, booleans, lists and maps with string keys.
+        data: Some(to_raw_value(data).unwrap_or_else(|_| RawValue::NULL.to_owned())),
     }
 }
 
-fn result_err(id: Value, refusal: &Refusal) -> ResultFrame {
-    ResultFrame {
+fn result_err(id: Value, refusal: &Refusal) -> Reply {
+    Reply {
         id,
         code: refusal.code.as_u32(),
         message: Some(refusal.message.clone()),
@@ -95,8 +105,14 @@ fn result_err(id: Value, refusal: &Refusal) -> ResultFrame {
     }
 }
 
-fn encode(frame: ResultFrame) -> String {
-    serde_json::to_string(&ServerFrame::Result(frame)).unwrap_or_default()
+fn encode(reply: &Reply) -> String {
+    beckon_proto::frames::result_json(
+        &reply.id,
+        reply.code,
+        reply.message.as_deref(),
+        reply.data.as_deref(),
+    )
+    .unwrap_or_default()
 }
 
 fn parse<T: DeserializeOwned>(op_name: &str, params: Value) -> Result<T, Refusal> {
@@ -199,7 +215,7 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
         bucket: TokenBucket::new(state.config.rate_limit_per_second),
         bad_frames_in_a_row: 0,
     };
-    let mut in_flight: FuturesUnordered<BoxFuture<'static, ResultFrame>> = FuturesUnordered::new();
+    let mut in_flight: FuturesUnordered<BoxFuture<'static, Reply>> = FuturesUnordered::new();
     let login_deadline = tokio::time::sleep(state.config.login_timeout);
     let mut login_deadline = pin!(login_deadline);
     let mut shutdown = state.shutdown.clone();
@@ -238,7 +254,7 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
             }
             Some(result) = in_flight.next(), if !in_flight.is_empty() => {
                 let handle = session.user.as_ref().map(|u| &*u.handle);
-                if let Err(close) = write_or_kick(&mut sink, encode(result), handle).await { break close; }
+                if let Err(close) = write_or_kick(&mut sink, encode(&result), handle).await { break close; }
             }
             Some(outbound) = queue_rx.recv() => {
                 // Take what else is already queued, so a burst goes out in one write.
@@ -287,7 +303,7 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
                 match step {
                     Step::Reply(frame) => {
                         let handle = session.user.as_ref().map(|u| &*u.handle);
-                        if let Err(close) = write_or_kick(&mut sink, encode(frame), handle).await { break close; }
+                        if let Err(close) = write_or_kick(&mut sink, encode(&frame), handle).await { break close; }
                     }
                     Step::Later(future) => in_flight.push(future),
                     Step::Replied => {}
@@ -319,20 +335,20 @@ impl Step {
 }
 
 enum Step {
-    Reply(ResultFrame),
-    Later(BoxFuture<'static, ResultFrame>),
+    Reply(Reply),
+    Later(BoxFuture<'static, Reply>),
     /// Already written (login writes its result and the events that follow it).
     Replied,
     Close(CloseCode, &'static str),
 }
 
-fn later(
+fn later<T: serde::Serialize>(
     id: Value,
-    future: impl std::future::Future<Output = Result<Value, Refusal>> + Send + 'static,
+    future: impl std::future::Future<Output = Result<T, Refusal>> + Send + 'static,
 ) -> Step {
     Step::Later(Box::pin(async move {
         match future.await {
-            Ok(data) => result_ok(id, data),
+            Ok(data) => result_ok(id, &data),
             Err(refusal) => result_err(id, &refusal),
         }
     }))
@@ -340,10 +356,7 @@ fn later(
 
 fn commit_step(id: Value, pending: Result<PendingCommit, Refusal>) -> Step {
     match pending {
-        Ok(pending) => later(id, async move {
-            let result = pending.finish().await?;
-            Ok(serde_json::to_value(result).unwrap_or(Value::Null))
-        }),
+        Ok(pending) => later(id, pending.finish()),
         Err(refusal) => Step::Reply(result_err(id, &refusal)),
     }
 }
@@ -410,7 +423,7 @@ async fn handle_frame(
     if op_name == op::PING {
         return Step::Reply(result_ok(
             id,
-            serde_json::json!({"serverTime": crate::now_ms()}),
+            &serde_json::json!({"serverTime": crate::now_ms()}),
         ));
     }
     if op_name == op::LOGIN {
@@ -437,7 +450,7 @@ async fn handle_frame(
                     .registry
                     .unregister(&user.actor.user_id, user.handle.id);
             }
-            Step::Reply(result_ok(id, serde_json::json!({})))
+            Step::Reply(result_ok(id, &serde_json::json!({})))
         }
         op::INVITE => match parse::<InviteParams>(op_name, params) {
             Ok(params) => commit_step(id, service.invite(&actor, params).await),
@@ -459,7 +472,7 @@ async fn handle_frame(
             // inviteInGroup from overtaking the change it depends on.
             let result = group_op(service, &actor, op_name, params).await;
             Step::Reply(match result {
-                Ok(data) => result_ok(id, data),
+                Ok(data) => result_ok(id, &data),
                 Err(refusal) => result_err(id, &refusal),
             })
         }
@@ -743,15 +756,7 @@ async fn login(
             + Duration::from_secs(remaining.min(10 * 365 * 24 * 3600)),
     });
     session.last_delivered = snapshot.head;
-    if !write(
-        sink,
-        encode(result_ok(
-            id,
-            serde_json::to_value(&result).unwrap_or(Value::Null),
-        )),
-    )
-    .await
-    {
+    if !write(sink, encode(&result_ok(id, &result))).await {
         return Step::Close(CloseCode::SlowConsumer, "could not write the login result");
     }
     if let Some(backlog) = snapshot.backlog {
