@@ -611,7 +611,7 @@ impl Writer {
     }
 }
 
-/// What the events table keeps for a message event: a reference, rendered again for the
+/// What is kept for resumption for a message event: a reference, rendered again for the
 /// reader on resume (the message JSON would be most of the bytes written per action).
 fn message_ref(name: &str, message_id: &str) -> String {
     format!(
