@@ -5,30 +5,23 @@
 
 use crate::StoreError;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// Most events in one run: bounds a row's size (and what a resume decodes beyond what it needs).
 pub(crate) const MAX_EVENTS_PER_RUN: usize = 256;
 
-/// One kept event as the indexer writes it (borrowed from its journal record).
-#[derive(Serialize)]
-pub(crate) struct EventToKeep<'r> {
+/// One kept event: borrowed from its journal record when the indexer writes it, owned when a
+/// resume reads it back.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct KeptEvent<'r> {
     pub(crate) seq: u64,
-    pub(crate) origin: Option<&'r str>,
+    pub(crate) origin: Option<Cow<'r, str>>,
     pub(crate) created_ms: u64,
     /// The rendered frame, or a message reference (see reader.rs).
-    pub(crate) stored: &'r str,
+    pub(crate) stored: Cow<'r, str>,
 }
 
-/// One kept event as a resume reads it back.
-#[derive(Debug, Deserialize)]
-pub(crate) struct KeptEvent {
-    pub(crate) seq: u64,
-    pub(crate) origin: Option<String>,
-    pub(crate) created_ms: u64,
-    pub(crate) stored: String,
-}
-
-pub(crate) fn encode(events: &[EventToKeep<'_>]) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode(events: &[KeptEvent<'_>]) -> Result<Vec<u8>, StoreError> {
     rmp_serde::to_vec(events).map_err(|e| StoreError::Corrupt(format!("event run encode: {e}")))
 }
 
@@ -36,7 +29,7 @@ pub(crate) fn decode(
     user: &str,
     first_seq: u64,
     bytes: &[u8],
-) -> Result<Vec<KeptEvent>, StoreError> {
+) -> Result<Vec<KeptEvent<'static>>, StoreError> {
     rmp_serde::from_slice(bytes).map_err(|e| {
         StoreError::Corrupt(format!(
             "the events of {user} from {first_seq} on cannot be read: {e}"

@@ -7,12 +7,13 @@
 //! to that position may then be deleted. Taking every queued batch into one transaction lets
 //! many actions share each dirty page.
 
-use crate::event_runs::{self, EventToKeep, MAX_EVENTS_PER_RUN};
+use crate::event_runs::{self, KeptEvent, MAX_EVENTS_PER_RUN};
 use crate::journal::Record;
 use crate::{now_ms, StoreError};
 use beckon_core::Invitation;
 use foldhash::HashMap;
 use rusqlite::{params, Connection};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -263,7 +264,7 @@ struct Summed<'r> {
     invitations: HashMap<&'r str, InvitationChange<'r>>,
     heads: HashMap<&'r str, u64>,
     /// Each user's events, in order (the writer numbers them in commit order).
-    events: HashMap<&'r str, Vec<EventToKeep<'r>>>,
+    events: HashMap<&'r str, Vec<KeptEvent<'r>>>,
     conversations: HashMap<(&'r str, &'r str), ConversationChange<'r>>,
 }
 
@@ -310,7 +311,7 @@ struct ConversationChange<'r> {
 }
 
 /// Writes a user's events of one transaction as runs of at most `MAX_EVENTS_PER_RUN`.
-fn keep_events(tx: &Connection, user: &str, events: &[EventToKeep<'_>]) -> Result<(), StoreError> {
+fn keep_events(tx: &Connection, user: &str, events: &[KeptEvent<'_>]) -> Result<(), StoreError> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO event_runs(user_id, first_seq, last_seq, newest_ms, events)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -451,11 +452,11 @@ fn apply_record<'r>(
                 .events
                 .entry(user_id.as_str())
                 .or_default()
-                .push(EventToKeep {
+                .push(KeptEvent {
                     seq: *seq,
-                    origin: origin.as_deref(),
+                    origin: origin.as_deref().map(Cow::Borrowed),
                     created_ms: *created_ms,
-                    stored,
+                    stored: Cow::Borrowed(stored),
                 });
             let head = summed.heads.entry(user_id.as_str()).or_insert(0);
             *head = (*head).max(*seq);

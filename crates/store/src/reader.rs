@@ -7,6 +7,7 @@ use beckon_core::{ConversationRef, Invitation, StoredMessage};
 use beckon_proto::frames::{Conversation, MessageListResult};
 use beckon_proto::limits::MAX_CONVERSATIONS;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::borrow::Cow;
 
 /// What a device needs at login, read in one snapshot so that it fits the live events that
 /// follow (every live event has a higher `seq` than `head`).
@@ -206,8 +207,8 @@ fn backlog_after(
         let bytes: Vec<u8> = row.get(1)?;
         for event in event_runs::decode(user, first_seq as u64, &bytes)? {
             if event.seq > last {
-                let frame = expand(conn, user, event.seq, event.stored)?;
-                backlog.push((event.seq, event.origin, frame));
+                let frame = expand(conn, user, event.seq, event.stored.into_owned())?;
+                backlog.push((event.seq, event.origin.map(Cow::into_owned), frame));
             }
         }
     }

@@ -155,11 +155,11 @@ fn move_events_into_runs(conn: &Connection) -> Result<(), StoreError> {
         let origin: Option<String> = row.get(2)?;
         let created_ms: i64 = row.get(3)?;
         let stored: String = row.get(4)?;
-        let run = crate::event_runs::encode(&[crate::event_runs::EventToKeep {
+        let run = crate::event_runs::encode(&[crate::event_runs::KeptEvent {
             seq: seq as u64,
-            origin: origin.as_deref(),
+            origin: origin.map(Into::into),
             created_ms: created_ms as u64,
-            stored: &stored,
+            stored: stored.into(),
         }])?;
         insert.execute(rusqlite::params![user, seq, created_ms, run])?;
     }

@@ -528,3 +528,29 @@ async fn events_kept_one_per_row_by_an_earlier_version_stay_resumable() {
         .expect("reads");
     assert_eq!(old_tables, 0, "the old table is gone");
 }
+
+#[tokio::test]
+async fn an_unreadable_run_of_events_fails_the_resume_instead_of_skipping_events() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    store.write(message_job("m1", 1)).await.expect("commits");
+    assert_eq!(bob_backlog_after(&store, 0).await, Some(vec![1]));
+    // Spoil the run behind the store's back.
+    let spoil = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    spoil
+        .execute(
+            "UPDATE event_runs SET events = x'c1' WHERE user_id = 'bob'",
+            [],
+        )
+        .expect("spoils");
+    drop(spoil);
+    let error = store
+        .login_snapshot("bob".into(), Some(0))
+        .await
+        .expect_err("a corrupt run is reported");
+    assert!(
+        matches!(&error, StoreError::Corrupt(m) if m.contains("events of bob from 1")),
+        "{error:?}"
+    );
+    close(store).await;
+}
