@@ -244,7 +244,7 @@ impl Writer {
         tracing::debug!("store writer stopped");
     }
 
-    fn commit_batch(&mut self, mut envelopes: Vec<Envelope>) {
+    fn commit_batch(&mut self, envelopes: Vec<Envelope>) {
         if let Some(error) = self.links.failure.borrow().clone() {
             for Envelope::Job(_, reply) in envelopes {
                 let _ = reply.send(Err(StoreError::Corrupt(format!(
@@ -264,7 +264,7 @@ impl Writer {
         };
         let mut reports = Vec::with_capacity(envelopes.len());
         let result = (|| -> Result<(), StoreError> {
-            for Envelope::Job(job, _) in &mut envelopes {
+            for Envelope::Job(job, _) in &envelopes {
                 reports.push(self.apply_job(job, &mut batch)?);
             }
             if batch.records.is_empty() {
@@ -351,13 +351,7 @@ impl Writer {
         Ok(false)
     }
 
-    /// Turns a job's operations into records, moving their data (a failed commit answers the
-    /// job with an error; it is never applied again).
-    fn apply_job(
-        &mut self,
-        job: &mut WriteJob,
-        batch: &mut Batch,
-    ) -> Result<JobReport, StoreError> {
+    fn apply_job(&mut self, job: &WriteJob, batch: &mut Batch) -> Result<JobReport, StoreError> {
         let mut report = JobReport::default();
         if self.conflicts(job)? {
             report.conflict = true;
@@ -368,10 +362,10 @@ impl Writer {
             .ops
             .iter()
             .any(|op| matches!(op, WriteOp::InsertInvitation { .. }));
-        for op in std::mem::take(&mut job.ops) {
+        for op in &job.ops {
             match op {
                 WriteOp::EnsureUser { user_id } => batch.records.push(Record::User {
-                    user_id,
+                    user_id: user_id.clone(),
                     created_ms: now,
                 }),
                 WriteOp::InsertInvitation { invitation, .. } => {
@@ -379,7 +373,7 @@ impl Writer {
                     self.unindexed.invite_ids.insert(id.clone(), batch.pos);
                     batch.keys.push(Key::Invite(id));
                     batch.records.push(Record::Invitation {
-                        invitation: Box::new(invitation),
+                        invitation: Box::new(invitation.clone()),
                         inserted: true,
                         resolved: Vec::new(),
                     });
@@ -388,9 +382,9 @@ impl Writer {
                     invitation,
                     resolved,
                 } => batch.records.push(Record::Invitation {
-                    invitation: Box::new(invitation),
+                    invitation: Box::new(invitation.clone()),
                     inserted: false,
-                    resolved,
+                    resolved: resolved.clone(),
                 }),
                 WriteOp::AppendMessage {
                     message_id,
@@ -405,21 +399,21 @@ impl Writer {
                     let seq = self.next_conversation_seq(&key)?;
                     let stored = StoredMessage {
                         id: message_id.clone(),
-                        conversation,
+                        conversation: conversation.clone(),
                         from: from.clone(),
                         sequence: seq,
-                        time,
+                        time: *time,
                         payload_data: payload_data.clone(),
-                        excluded,
+                        excluded: *excluded,
                     };
                     batch.records.push(Record::Message {
-                        message_id,
+                        message_id: message_id.clone(),
                         conv_key: key,
                         seq,
-                        from,
-                        time_s: time,
-                        payload_data,
-                        excluded,
+                        from: from.clone(),
+                        time_s: *time,
+                        payload_data: payload_data.clone(),
+                        excluded: *excluded,
                         participants: participants.clone(),
                         updated_ms: now,
                     });
@@ -427,8 +421,8 @@ impl Writer {
                         job,
                         batch,
                         &stored,
-                        &participants,
-                        &stored.from,
+                        participants,
+                        from,
                         event::MESSAGE_RECEIVED,
                     )?;
                     // Only an invitation's own message is ever rewritten (modifyInvitation).
@@ -443,22 +437,22 @@ impl Writer {
                     participants,
                     modified_by,
                 } => {
-                    let current = match self.unindexed.messages.get(&message_id) {
+                    let current = match self.unindexed.messages.get(message_id) {
                         Some((_, message)) => Some(message.clone()),
-                        None => crate::reader::message(&self.tables, &message_id)?,
+                        None => crate::reader::message(&self.tables, message_id)?,
                     };
                     if let Some(mut stored) = current {
-                        stored.payload_data.clone_from(&payload_data);
+                        stored.payload_data.clone_from(payload_data);
                         batch.records.push(Record::Rewrite {
-                            message_id,
-                            payload_data,
+                            message_id: message_id.clone(),
+                            payload_data: payload_data.clone(),
                         });
                         self.message_events(
                             job,
                             batch,
                             &stored,
-                            &participants,
-                            &modified_by,
+                            participants,
+                            modified_by,
                             event::MESSAGE_MODIFIED,
                         )?;
                         self.remember_message(batch, &stored);
@@ -479,24 +473,30 @@ impl Writer {
                     let id = group.group_id.clone();
                     self.unindexed.group_ids.insert(id.clone(), batch.pos);
                     batch.keys.push(Key::Group(id));
-                    batch.records.push(Record::CreateGroup { group });
+                    batch.records.push(Record::CreateGroup {
+                        group: group.clone(),
+                    });
                 }
                 WriteOp::AddMembers { group_id, members } => {
-                    batch.records.push(Record::AddMembers { group_id, members });
+                    batch.records.push(Record::AddMembers {
+                        group_id: group_id.clone(),
+                        members: members.clone(),
+                    });
                 }
                 WriteOp::RemoveMembers { group_id, user_ids } => {
-                    batch
-                        .records
-                        .push(Record::RemoveMembers { group_id, user_ids });
+                    batch.records.push(Record::RemoveMembers {
+                        group_id: group_id.clone(),
+                        user_ids: user_ids.clone(),
+                    });
                 }
-                WriteOp::DismissGroup { group_id } => {
-                    batch.records.push(Record::DismissGroup { group_id });
-                }
+                WriteOp::DismissGroup { group_id } => batch.records.push(Record::DismissGroup {
+                    group_id: group_id.clone(),
+                }),
                 WriteOp::MarkRead {
                     user_id,
                     conversation,
                 } => batch.records.push(Record::MarkRead {
-                    user_id,
+                    user_id: user_id.clone(),
                     conv_key: conversation.key(),
                 }),
             }
