@@ -15,7 +15,6 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
-use serde_json::value::{to_raw_value, RawValue};
 use serde_json::Value;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
@@ -78,41 +77,34 @@ impl TokenBucket {
     }
 }
 
-/// The answer to one request, its data already rendered (once, from its typed result).
+/// The answer to one request, rendered as its frame once; the code is kept for counting
+/// malformed frames.
 struct Reply {
-    id: Value,
     code: u32,
-    message: Option<String>,
-    data: Option<Box<RawValue>>,
+    frame: String,
 }
 
-fn result_ok<T: serde::Serialize + ?Sized>(id: Value, data: &T) -> Reply {
-    Reply {
-        id,
-        code: 0,
-        message: None,
+fn result_ok<T: serde::Serialize + ?Sized>(id: &Value, data: &T) -> Reply {
+    match beckon_proto::frames::result_json(id, 0, None, Some(data)) {
+        Ok(frame) => Reply { code: 0, frame },
         // Results hold only strings, numbers, booleans, lists and maps with string keys.
-        data: Some(to_raw_value(data).unwrap_or_else(|_| RawValue::NULL.to_owned())),
+        Err(error) => result_err(
+            id,
+            &Refusal::new(
+                ErrorCode::Internal,
+                format!("the result could not be encoded: {error}"),
+            ),
+        ),
     }
 }
 
-fn result_err(id: Value, refusal: &Refusal) -> Reply {
+fn result_err(id: &Value, refusal: &Refusal) -> Reply {
+    let code = refusal.code.as_u32();
     Reply {
-        id,
-        code: refusal.code.as_u32(),
-        message: Some(refusal.message.clone()),
-        data: None,
+        code,
+        frame: beckon_proto::frames::result_json::<()>(id, code, Some(&refusal.message), None)
+            .unwrap_or_default(),
     }
-}
-
-fn encode(reply: &Reply) -> String {
-    beckon_proto::frames::result_json(
-        &reply.id,
-        reply.code,
-        reply.message.as_deref(),
-        reply.data.as_deref(),
-    )
-    .unwrap_or_default()
 }
 
 fn parse<T: DeserializeOwned>(op_name: &str, params: Value) -> Result<T, Refusal> {
@@ -254,7 +246,7 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
             }
             Some(result) = in_flight.next(), if !in_flight.is_empty() => {
                 let handle = session.user.as_ref().map(|u| &*u.handle);
-                if let Err(close) = write_or_kick(&mut sink, encode(&result), handle).await { break close; }
+                if let Err(close) = write_or_kick(&mut sink, result.frame, handle).await { break close; }
             }
             Some(outbound) = queue_rx.recv() => {
                 // Take what else is already queued, so a burst goes out in one write.
@@ -301,9 +293,9 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
                     session.bad_frames_in_a_row = 0;
                 }
                 match step {
-                    Step::Reply(frame) => {
+                    Step::Reply(reply) => {
                         let handle = session.user.as_ref().map(|u| &*u.handle);
-                        if let Err(close) = write_or_kick(&mut sink, encode(&frame), handle).await { break close; }
+                        if let Err(close) = write_or_kick(&mut sink, reply.frame, handle).await { break close; }
                     }
                     Step::Later(future) => in_flight.push(future),
                     Step::Replied => {}
@@ -330,7 +322,7 @@ impl Step {
             ErrorCode::MalformedRequest.as_u32(),
             ErrorCode::UnknownOperation.as_u32(),
         ];
-        matches!(self, Step::Reply(frame) if malformed.contains(&frame.code))
+        matches!(self, Step::Reply(reply) if malformed.contains(&reply.code))
     }
 }
 
@@ -348,8 +340,8 @@ fn later<T: serde::Serialize>(
 ) -> Step {
     Step::Later(Box::pin(async move {
         match future.await {
-            Ok(data) => result_ok(id, &data),
-            Err(refusal) => result_err(id, &refusal),
+            Ok(data) => result_ok(&id, &data),
+            Err(refusal) => result_err(&id, &refusal),
         }
     }))
 }
@@ -357,7 +349,7 @@ fn later<T: serde::Serialize>(
 fn commit_step(id: Value, pending: Result<PendingCommit, Refusal>) -> Step {
     match pending {
         Ok(pending) => later(id, pending.finish()),
-        Err(refusal) => Step::Reply(result_err(id, &refusal)),
+        Err(refusal) => Step::Reply(result_err(&id, &refusal)),
     }
 }
 
@@ -370,7 +362,7 @@ async fn handle_frame(
 ) -> Step {
     let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
         return Step::Reply(result_err(
-            Value::Null,
+            &Value::Null,
             &Refusal::new(
                 ErrorCode::MalformedRequest,
                 "a request must be a JSON object with \"op\"",
@@ -381,7 +373,7 @@ async fn handle_frame(
     if id.to_string().len() > limits::MAX_REQUEST_ID_BYTES {
         // Not run: the client could not match its result anyway.
         return Step::Reply(result_err(
-            Value::Null,
+            &Value::Null,
             &Refusal::new(
                 ErrorCode::InvalidParameter,
                 format!(
@@ -393,7 +385,7 @@ async fn handle_frame(
     }
     let Some(Value::String(op_name)) = frame.remove("op") else {
         return Step::Reply(result_err(
-            id,
+            &id,
             &Refusal::new(ErrorCode::MalformedRequest, "\"op\" must be a string"),
         ));
     };
@@ -402,14 +394,14 @@ async fn handle_frame(
         Some(params @ Value::Object(_)) => params,
         Some(_) => {
             return Step::Reply(result_err(
-                id,
+                &id,
                 &Refusal::new(ErrorCode::InvalidParameter, "\"params\" must be an object"),
             ))
         }
     };
     if !session.bucket.take() {
         return Step::Reply(result_err(
-            id,
+            &id,
             &Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
@@ -422,7 +414,7 @@ async fn handle_frame(
     let op_name = op_name.as_str();
     if op_name == op::PING {
         return Step::Reply(result_ok(
-            id,
+            &id,
             &serde_json::json!({"serverTime": crate::now_ms()}),
         ));
     }
@@ -439,7 +431,7 @@ async fn handle_frame(
                 format!("unknown operation {op_name:?}"),
             )
         };
-        return Step::Reply(result_err(id, &refusal));
+        return Step::Reply(result_err(&id, &refusal));
     };
     let actor = user.actor.clone();
     let service = &state.service;
@@ -450,15 +442,15 @@ async fn handle_frame(
                     .registry
                     .unregister(&user.actor.user_id, user.handle.id);
             }
-            Step::Reply(result_ok(id, &serde_json::json!({})))
+            Step::Reply(result_ok(&id, &serde_json::json!({})))
         }
         op::INVITE => match parse::<InviteParams>(op_name, params) {
             Ok(params) => commit_step(id, service.invite(&actor, params).await),
-            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
         },
         op::INVITE_IN_GROUP => match parse::<InviteInGroupParams>(op_name, params) {
             Ok(params) => commit_step(id, service.invite_in_group(&actor, params).await),
-            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
         },
         op::CREATE_GROUP
         | op::GET_GROUP_PROFILE
@@ -472,8 +464,8 @@ async fn handle_frame(
             // inviteInGroup from overtaking the change it depends on.
             let result = group_op(service, &actor, op_name, params).await;
             Step::Reply(match result {
-                Ok(data) => result_ok(id, &data),
-                Err(refusal) => result_err(id, &refusal),
+                Ok(data) => result_ok(&id, &data),
+                Err(refusal) => result_err(&id, &refusal),
             })
         }
         op::CANCEL | op::ACCEPT | op::REJECT => match parse::<ActionParams>(op_name, params) {
@@ -486,7 +478,7 @@ async fn handle_frame(
                 };
                 commit_step(id, service.act(&actor, &params.invite_id, kind))
             }
-            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
         },
         op::MODIFY_INVITATION => match parse::<ModifyParams>(op_name, params) {
             Ok(params) => commit_step(
@@ -497,7 +489,7 @@ async fn handle_frame(
                     CommandKind::Modify { data: params.data },
                 ),
             ),
-            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
         },
         op::GET_CONVERSATION_LIST => {
             let store = service.store().clone();
@@ -514,14 +506,14 @@ async fn handle_frame(
                 let conversation =
                     match service.conversation_for(&actor.user_id, &params.conversation_id, true) {
                         Ok(conversation) => conversation,
-                        Err(refusal) => return Step::Reply(result_err(id, &refusal)),
+                        Err(refusal) => return Step::Reply(result_err(&id, &refusal)),
                     };
                 let count = match params.count {
                     None => limits::DEFAULT_MESSAGE_PAGE,
                     Some(n) if (1..=limits::MAX_MESSAGE_PAGE as u64).contains(&n) => n as usize,
                     Some(n) => {
                         return Step::Reply(result_err(
-                            id,
+                            &id,
                             &Refusal::new(
                                 ErrorCode::InvalidParameter,
                                 format!("count must be 1 to {}, got {n}", limits::MAX_MESSAGE_PAGE),
@@ -545,7 +537,7 @@ async fn handle_frame(
                     Ok(serde_json::to_value(page).unwrap_or(Value::Null))
                 })
             }
-            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
         },
         op::SET_MESSAGE_READ => match parse::<SetMessageReadParams>(op_name, params) {
             Ok(params) => {
@@ -557,13 +549,13 @@ async fn handle_frame(
                             Ok(serde_json::json!({}))
                         })
                     }
-                    Err(refusal) => Step::Reply(result_err(id, &refusal)),
+                    Err(refusal) => Step::Reply(result_err(&id, &refusal)),
                 }
             }
-            Err(refusal) => Step::Reply(result_err(id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
         },
         other => Step::Reply(result_err(
-            id,
+            &id,
             &Refusal::new(
                 ErrorCode::UnknownOperation,
                 format!("unknown operation {other:?}"),
@@ -673,7 +665,7 @@ async fn login(
 ) -> Step {
     if session.user.is_some() {
         return Step::Reply(result_err(
-            id,
+            &id,
             &Refusal::new(
                 ErrorCode::AlreadyLoggedIn,
                 "this connection is already logged in",
@@ -682,14 +674,14 @@ async fn login(
     }
     let params: LoginParams = match parse(op::LOGIN, params) {
         Ok(params) => params,
-        Err(refusal) => return Step::Reply(result_err(id, &refusal)),
+        Err(refusal) => return Step::Reply(result_err(&id, &refusal)),
     };
     if let Err(refusal) = beckon_core::check_user_id("userID", &params.user_id) {
-        return Step::Reply(result_err(id, &refusal));
+        return Step::Reply(result_err(&id, &refusal));
     }
     if params.sdk_app_id != state.key.sdk_app_id() {
         return Step::Reply(result_err(
-            id,
+            &id,
             &Refusal::new(
                 ErrorCode::SdkAppIdMismatch,
                 format!("this server serves SDKAppID {}", state.key.sdk_app_id()),
@@ -701,18 +693,18 @@ async fn login(
         Ok(expiry) => expiry,
         Err(error) => {
             let code = ErrorCode::from_u32(error.code()).unwrap_or(ErrorCode::UserSigMalformed);
-            return Step::Reply(result_err(id, &Refusal::new(code, error.to_string())));
+            return Step::Reply(result_err(&id, &Refusal::new(code, error.to_string())));
         }
     };
     let instance_id = match params.instance_id {
         Some(instance) => match beckon_core::check_invite_id("instanceID", &instance) {
             Ok(()) => instance,
-            Err(refusal) => return Step::Reply(result_err(id, &refusal)),
+            Err(refusal) => return Step::Reply(result_err(&id, &refusal)),
         },
         None => uuid::Uuid::new_v4().to_string(),
     };
     if let Err(refusal) = state.service.ensure_user(&params.user_id).await {
-        return Step::Reply(result_err(id, &refusal));
+        return Step::Reply(result_err(&id, &refusal));
     }
     let handle = Arc::new(ConnHandle {
         id: state.registry.next_id(),
@@ -734,7 +726,7 @@ async fn login(
         Ok(snapshot) => snapshot,
         Err(refusal) => {
             state.registry.unregister(&params.user_id, handle.id);
-            return Step::Reply(result_err(id, &refusal));
+            return Step::Reply(result_err(&id, &refusal));
         }
     };
     let result = LoginResult {
@@ -756,7 +748,7 @@ async fn login(
             + Duration::from_secs(remaining.min(10 * 365 * 24 * 3600)),
     });
     session.last_delivered = snapshot.head;
-    if !write(sink, encode(&result_ok(id, &result))).await {
+    if !write(sink, result_ok(&id, &result).frame).await {
         return Step::Close(CloseCode::SlowConsumer, "could not write the login result");
     }
     if let Some(backlog) = snapshot.backlog {
