@@ -1,6 +1,5 @@
-//! The checkpointer thread: copies the write-ahead logs of the journal and of the indexed
-//! tables back into their databases beside the writer and the indexer, so their commits never
-//! pay for a checkpoint inline.
+//! The checkpointer thread: copies the write-ahead log of the indexed tables back into their
+//! database beside the indexer, so its commits never pay for a checkpoint inline.
 
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,8 +3,8 @@
 //! Its commits need no `fsync` of their own (`synchronous=NORMAL`): the journal already holds
 //! every record durably, and the position applied is stored in the same transaction, so after
 //! a crash the tables are at some earlier position and the journal replays the rest exactly
-//! once. Four times a second one commit is made durable (`synchronous=FULL`); journal rows up
-//! to that position may then be deleted. Taking every queued batch into one transaction lets
+//! once. Four times a second one commit is made durable (`synchronous=FULL`); journal segments
+//! up to that position may then be reused. Taking every queued batch into one transaction lets
 //! many actions share each dirty page.
 
 use crate::event_runs::{self, KeptEvent, MAX_EVENTS_PER_RUN};

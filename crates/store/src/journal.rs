@@ -1,16 +1,16 @@
-//! The journal: the only write a commit waits for. Each group commit appends one row holding
-//! the batch's records (already numbered and rendered), at the right edge of one b-tree, so a
-//! durable commit writes about as many pages as the bytes it adds. The indexer applies the same
-//! records to the queryable tables behind it; rows it has durably applied are deleted.
+//! The journal's records: what each group commit appends (see log_file.rs for the files), with
+//! every number decided and every event frame rendered. The indexer applies the same records
+//! to the queryable tables behind it. Journals of earlier versions, rows of one SQLite table,
+//! are read once at start-up and then removed.
 
 use crate::StoreError;
 use beckon_core::{Group, Invitation, Member};
-use rusqlite::{params, Connection};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Name of the journal database inside the data directory.
-pub const JOURNAL_FILE: &str = "journal.sqlite3";
+/// The journal of earlier versions: an SQLite database inside the data directory.
+pub const LEGACY_JOURNAL_FILE: &str = "journal.sqlite3";
 
 /// One change to the queryable tables, with every number and time already decided, so that
 /// applying it again after a crash gives the same result.
@@ -71,37 +71,21 @@ pub(crate) enum Record {
     },
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS journal (
-    pos INTEGER PRIMARY KEY,
-    records BLOB NOT NULL
-);
-";
-
-/// Opens the journal for writing: WAL, and every commit on disk before it returns.
-pub(crate) fn open(data_dir: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open(data_dir.join(JOURNAL_FILE))?;
-    crate::schema::configure(&conn)?;
-    crate::schema::set_wal(&conn)?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    conn.execute_batch(SCHEMA)?;
-    Ok(conn)
-}
-
-/// Encodes `records` into `buffer` as MessagePack, replacing what it held (the writer keeps one
-/// buffer rather than allocating and freeing a large one per commit). MessagePack rather than
-/// JSON: the records carry rendered JSON frames, which JSON would escape a second time.
-pub(crate) fn encode_into(records: &[Record], buffer: &mut Vec<u8>) -> Result<(), StoreError> {
+/// Encodes `records` into `buffer` as MessagePack after room for the frame header, replacing
+/// what it held (the writer keeps one buffer rather than allocating a large one per commit).
+/// MessagePack rather than JSON: the records carry rendered JSON frames, which JSON would
+/// escape a second time.
+pub(crate) fn encode_frame(records: &[Record], buffer: &mut Vec<u8>) -> Result<(), StoreError> {
     buffer.clear();
+    buffer.resize(crate::log_file::HEADER_BYTES, 0);
     // Named fields: records skip empty optional fields, so positions would not line up.
     rmp_serde::encode::write_named(&mut *buffer, records)
         .map_err(|e| StoreError::Corrupt(format!("journal encode: {e}")))
 }
 
-/// Decodes one row. Rows written before the journal was MessagePack are JSON arrays, whose
-/// first byte (`[`) no MessagePack array has.
-fn decode(pos: u64, bytes: &[u8]) -> Result<Vec<Record>, StoreError> {
+/// Decodes one frame's payload. Rows written before the journal was MessagePack are JSON
+/// arrays, whose first byte (`[`) no MessagePack array has.
+pub(crate) fn decode(pos: u64, bytes: &[u8]) -> Result<Vec<Record>, StoreError> {
     let decoded = if bytes.first() == Some(&b'[') {
         serde_json::from_slice(bytes).map_err(|e| e.to_string())
     } else {
@@ -110,31 +94,21 @@ fn decode(pos: u64, bytes: &[u8]) -> Result<Vec<Record>, StoreError> {
     decoded.map_err(|e| StoreError::Corrupt(format!("journal row {pos} cannot be read: {e}")))
 }
 
-pub(crate) fn append(conn: &Connection, pos: u64, bytes: &[u8]) -> Result<(), StoreError> {
-    conn.prepare_cached("INSERT INTO journal(pos, records) VALUES (?1, ?2)")?
-        .execute(params![pos as i64, bytes])?;
-    Ok(())
-}
-
-/// Deletes the rows the indexer has durably applied.
-pub(crate) fn forget_through(conn: &Connection, pos: u64) -> Result<(), StoreError> {
-    conn.prepare_cached("DELETE FROM journal WHERE pos <= ?1")?
-        .execute([pos as i64])?;
-    Ok(())
-}
-
-/// The newest position ever written (0 for an empty journal).
-pub(crate) fn last_pos(conn: &Connection) -> Result<u64, StoreError> {
-    let pos: Option<i64> = conn.query_row("SELECT max(pos) FROM journal", [], |row| row.get(0))?;
-    Ok(pos.unwrap_or(0) as u64)
-}
-
-/// Calls `apply` with every batch after `pos`, in order.
-pub(crate) fn replay_after(
-    conn: &Connection,
+/// Calls `apply` with every row after `pos` of an earlier version's journal, in order, and
+/// returns the newest position it held (`None` when there is none).
+pub(crate) fn replay_legacy_after(
+    data_dir: &Path,
     pos: u64,
     mut apply: impl FnMut(u64, Vec<Record>) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
+) -> Result<Option<u64>, StoreError> {
+    let path = data_dir.join(LEGACY_JOURNAL_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open(&path)?;
+    crate::schema::configure(&conn)?;
+    let newest: Option<i64> =
+        conn.query_row("SELECT max(pos) FROM journal", [], |row| row.get(0))?;
     let mut stmt = conn.prepare("SELECT pos, records FROM journal WHERE pos > ?1 ORDER BY pos")?;
     let mut rows = stmt.query([pos as i64])?;
     while let Some(row) = rows.next()? {
@@ -142,6 +116,38 @@ pub(crate) fn replay_after(
         let bytes: Vec<u8> = row.get(1)?;
         apply(pos, decode(pos, &bytes)?)?;
     }
+    Ok(Some(newest.map_or(0, |pos| pos as u64)))
+}
+
+/// Deletes an earlier version's journal once everything in it is durably applied.
+pub(crate) fn remove_legacy(data_dir: &Path) -> Result<(), StoreError> {
+    for suffix in ["", "-wal", "-shm"] {
+        let path = data_dir.join(format!("{LEGACY_JOURNAL_FILE}{suffix}"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Journal {
+                    path,
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes a row as an earlier version's journal held it, for the tests of reading one.
+#[cfg(test)]
+pub(crate) fn append_legacy(data_dir: &Path, pos: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    let conn = Connection::open(data_dir.join(LEGACY_JOURNAL_FILE))?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS journal (pos INTEGER PRIMARY KEY, records BLOB NOT NULL);",
+    )?;
+    conn.execute(
+        "INSERT INTO journal(pos, records) VALUES (?1, ?2)",
+        rusqlite::params![pos as i64, bytes],
+    )?;
     Ok(())
 }
 
@@ -237,10 +243,11 @@ mod tests {
     #[test]
     fn every_record_reads_back_as_written() {
         let records = every_kind_of_record();
-        let mut bytes = Vec::new();
-        encode_into(&records, &mut bytes).expect("encodes");
+        let mut frame = Vec::new();
+        encode_frame(&records, &mut frame).expect("encodes");
+        let bytes = &frame[crate::log_file::HEADER_BYTES..];
         assert_ne!(bytes.first(), Some(&b'['), "not mistaken for a JSON row");
-        let decoded = decode(1, &bytes).expect("decodes");
+        let decoded = decode(1, bytes).expect("decodes");
         assert_eq!(format!("{decoded:?}"), format!("{records:?}"));
     }
 
@@ -254,9 +261,10 @@ mod tests {
 
     #[test]
     fn a_cut_off_row_is_reported_as_corrupt() {
-        let mut bytes = Vec::new();
-        encode_into(&every_kind_of_record(), &mut bytes).expect("encodes");
-        bytes.truncate(bytes.len() / 2);
-        assert!(matches!(decode(9, &bytes), Err(StoreError::Corrupt(m)) if m.contains("row 9")));
+        let mut frame = Vec::new();
+        encode_frame(&every_kind_of_record(), &mut frame).expect("encodes");
+        frame.truncate(frame.len() / 2);
+        let bytes = &frame[crate::log_file::HEADER_BYTES..];
+        assert!(matches!(decode(9, bytes), Err(StoreError::Corrupt(m)) if m.contains("row 9")));
     }
 }

@@ -1,9 +1,9 @@
 //! Durable storage: the only crate that knows SQL.
 //!
-//! One writer thread commits many jobs per transaction (group commit) to an append-only
-//! journal: a durable commit costs about a millisecond, so committing per action would cap the
-//! server near a thousand actions per second, and appending one row per commit writes few
-//! pages. The writer numbers each user's events and each conversation's messages, so numbering
+//! One writer thread commits many jobs at once (group commit) to an append-only journal
+//! file: a durable commit costs about a millisecond, so committing per action would cap the
+//! server near a thousand actions per second, and appending one frame per commit writes each
+//! byte once. The writer numbers each user's events and each conversation's messages, so numbering
 //! order is commit order; after each commit it hands the numbered events, in order, to the
 //! server for delivery, and the records to the indexer thread, which applies them to the
 //! queryable tables behind it. Reads use a small pool of separate connections (WAL lets them
@@ -14,11 +14,13 @@ mod checkpoint;
 mod event_runs;
 mod indexer;
 mod journal;
+mod log_file;
 mod reader;
 mod schema;
 mod writer;
 
-pub use journal::JOURNAL_FILE;
+pub use journal::LEGACY_JOURNAL_FILE;
+pub use log_file::LOG_DIR;
 
 pub use reader::LoginSnapshot;
 pub use writer::{Delivery, JobReport, WriteJob, WriteOp};
@@ -39,6 +41,8 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("journal file {}: {message}", path.display())]
+    Journal { path: PathBuf, message: String },
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the store writer has stopped")]
@@ -56,6 +60,8 @@ pub struct StoreConfig {
     pub max_backlog_events: usize,
     /// Most jobs committed in one transaction.
     pub max_batch_jobs: usize,
+    /// Size a journal segment file grows to before the next is started.
+    pub journal_segment_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -64,6 +70,7 @@ impl Default for StoreConfig {
             event_retention_ms: 24 * 3600 * 1000,
             max_backlog_events: 10_000,
             max_batch_jobs: 4096,
+            journal_segment_bytes: log_file::SEGMENT_BYTES,
         }
     }
 }
@@ -120,13 +127,28 @@ impl Store {
             config.event_retention_ms,
             Arc::clone(&durable),
         )?;
-        let journal = journal::open(data_dir)?;
-        // What a crash left unapplied goes into the tables before anyone reads them.
+        // What a crash left unapplied goes into the tables before anyone reads them: first
+        // what an earlier version's journal holds, then the journal's own frames.
         let mut replayed = 0usize;
-        journal::replay_after(&journal, indexer.applied_pos(), |pos, records| {
-            replayed += 1;
-            indexer.apply(&[(pos, records)], false)
-        })?;
+        let legacy =
+            journal::replay_legacy_after(data_dir, indexer.applied_pos(), |pos, records| {
+                replayed += 1;
+                indexer.apply(&[(pos, records)], false)
+            })?;
+        if legacy.is_some() {
+            // Everything the old journal held is in the tables now; the new one goes on after.
+            indexer.apply(&[], true)?;
+            journal::remove_legacy(data_dir)?;
+        }
+        let log = log_file::Log::open(
+            data_dir,
+            config.journal_segment_bytes,
+            indexer.applied_pos(),
+            |pos, payload| {
+                replayed += 1;
+                indexer.apply(&[(pos, journal::decode(pos, payload)?)], false)
+            },
+        )?;
         if replayed > 0 {
             indexer.apply(&[], true)?;
             tracing::info!(
@@ -140,7 +162,7 @@ impl Store {
         let (index_tx, index_rx) = mpsc::sync_channel(INDEX_QUEUE_BATCHES);
         let wake_indexer = index_tx.clone();
         let writer = writer::Writer::new(
-            journal,
+            log,
             schema::open_reader(&path)?,
             config.clone(),
             writer::WriterLinks {
@@ -151,7 +173,7 @@ impl Store {
                 committed: Arc::clone(&committed),
                 failure: Arc::clone(&failure_tx),
             },
-        )?;
+        );
         let reader_waits = Arc::clone(&indexer.reader_waits);
         let indexer_failure = Arc::clone(&failure_tx);
         let indexer_thread = std::thread::Builder::new()
@@ -163,10 +185,7 @@ impl Store {
             .name("beckon-store-writer".into())
             .spawn(move || writer.run(&rx))
             .map_err(dir_error)?;
-        let checkpoint_conns = vec![
-            schema::open_checkpointer(&data_dir.join(JOURNAL_FILE))?,
-            schema::open_checkpointer(&path)?,
-        ];
+        let checkpoint_conns = vec![schema::open_checkpointer(&path)?];
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = Arc::clone(&stop_checkpoints);
         let checkpointer = std::thread::Builder::new()

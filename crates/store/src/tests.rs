@@ -1,5 +1,5 @@
 //! Store tests on a real database in a temporary directory: reads see acknowledged writes
-//! although the tables are indexed behind the journal, and journal rows a crash left
+//! although the tables are indexed behind the journal, and journal frames a crash left
 //! unindexed are applied exactly once when the store opens again.
 
 use super::*;
@@ -82,6 +82,14 @@ async fn reads_see_every_acknowledged_write() {
     close(store).await;
 }
 
+/// Appends a frame to a closed store's journal, as its next position.
+fn append_frame(dir: &Path, frame: &mut [u8]) {
+    let mut log =
+        log_file::Log::open(dir, log_file::SEGMENT_BYTES, 0, |_, _| Ok(())).expect("journal opens");
+    let pos = log.last_pos() + 1;
+    log.append(pos, frame).expect("appends");
+}
+
 /// Bob's second message and its event, as a crash right after their journal commit leaves them.
 fn unindexed_m2() -> Vec<journal::Record> {
     vec![
@@ -114,14 +122,10 @@ async fn journal_rows_a_crash_left_unindexed_are_applied_once() {
     assert_eq!(bob_head(&store).await, 1);
     close(store).await;
 
-    // What a crash right after a journal commit leaves: a row the tables do not include.
-    let journal = journal::open(dir.path()).expect("journal opens");
-    let pos = journal::last_pos(&journal).expect("reads") + 1;
-    let records = unindexed_m2();
-    let mut bytes = Vec::new();
-    journal::encode_into(&records, &mut bytes).expect("encodes");
-    journal::append(&journal, pos, &bytes).expect("appends");
-    drop(journal);
+    // What a crash right after a journal commit leaves: a frame the tables do not include.
+    let mut frame = Vec::new();
+    journal::encode_frame(&unindexed_m2(), &mut frame).expect("encodes");
+    append_frame(dir.path(), &mut frame);
 
     let store = open(dir.path());
     assert_eq!(
@@ -161,15 +165,24 @@ async fn a_journal_row_written_as_json_by_an_earlier_version_is_applied() {
     store.write(message_job("m1", 1)).await.expect("commits");
     close(store).await;
 
-    let journal = journal::open(dir.path()).expect("journal opens");
-    let pos = journal::last_pos(&journal).expect("reads") + 1;
+    // The store is at position 1; an earlier version's journal held position 2.
     let bytes = serde_json::to_vec(&unindexed_m2()).expect("encodes");
-    journal::append(&journal, pos, &bytes).expect("appends");
-    drop(journal);
+    journal::append_legacy(dir.path(), 2, &bytes).expect("appends");
 
     let store = open(dir.path());
     assert_eq!(bob_unread(&store).await, 2);
     assert_eq!(bob_head(&store).await, 2);
+    assert!(
+        !dir.path().join(LEGACY_JOURNAL_FILE).exists(),
+        "the old journal is removed once applied"
+    );
+    let report = store.write(message_job("m3", 3)).await.expect("commits");
+    assert_eq!(report.messages[0].sequence, 3);
+    close(store).await;
+
+    let store = open(dir.path());
+    assert_eq!(bob_unread(&store).await, 3);
+    assert_eq!(bob_head(&store).await, 3);
     close(store).await;
 }
 
@@ -177,9 +190,9 @@ async fn a_journal_row_written_as_json_by_an_earlier_version_is_applied() {
 async fn an_unreadable_journal_row_stops_the_store_from_opening() {
     let dir = tempfile::tempdir().expect("temp dir");
     close(open(dir.path())).await;
-    let journal = journal::open(dir.path()).expect("journal opens");
-    journal::append(&journal, 1, b"not records").expect("appends");
-    drop(journal);
+    let mut frame = vec![0; log_file::HEADER_BYTES];
+    frame.extend_from_slice(b"not records");
+    append_frame(dir.path(), &mut frame);
     let (deliveries, _) = tokio_mpsc::unbounded_channel();
     let error = Store::open(dir.path(), StoreConfig::default(), deliveries)
         .err()

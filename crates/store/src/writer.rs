@@ -3,13 +3,14 @@
 //!
 //! The writer turns each job into records with every number decided (a user's next event
 //! number, a conversation's next message number), appends the batch's records to the journal
-//! as one row and commits durably; only then does it reply, hand the numbered events to the
+//! as one frame and makes it durable; only then does it reply, hand the numbered events to the
 //! server for delivery, and pass the records to the indexer. Numbers are kept in memory and
 //! loaded from the indexed tables on first use: a user or conversation not yet touched since
 //! start-up has nothing unindexed (start-up replays the journal first).
 
 use crate::indexer::Batch as IndexBatch;
 use crate::journal::{self, Record};
+use crate::log_file::Log;
 use crate::{now_ms, StoreConfig, StoreError};
 use beckon_core::{ConversationRef, Invitation, Notification, StoredMessage};
 use beckon_proto::signaling::event;
@@ -119,7 +120,7 @@ pub(crate) struct WriterLinks {
     pub(crate) indexer: mpsc::SyncSender<IndexBatch>,
     /// Newest position the indexer has applied.
     pub(crate) applied: watch::Receiver<u64>,
-    /// Newest position the indexer has made durable: journal rows up to it can go.
+    /// Newest position the indexer has made durable: journal segments up to it can go.
     pub(crate) durable: Arc<AtomicU64>,
     /// Newest position committed to the journal; readers wait until it is applied.
     pub(crate) committed: Arc<AtomicU64>,
@@ -128,7 +129,7 @@ pub(crate) struct WriterLinks {
 }
 
 pub(crate) struct Writer {
-    journal: Connection,
+    journal: Log,
     /// Read connection to the indexed tables, for numbers not yet cached and ID checks.
     tables: Connection,
     config: StoreConfig,
@@ -136,8 +137,7 @@ pub(crate) struct Writer {
     numbers: Numbers,
     unindexed: Unindexed,
     next_pos: u64,
-    forgotten_through: u64,
-    /// The journal row being written, kept between commits.
+    /// The journal frame being written, kept between commits.
     encoded: Vec<u8>,
 }
 
@@ -209,15 +209,15 @@ struct Batch {
 
 impl Writer {
     pub(crate) fn new(
-        journal: Connection,
+        journal: Log,
         tables: Connection,
         config: StoreConfig,
         links: WriterLinks,
-    ) -> Result<Self, StoreError> {
+    ) -> Self {
         let applied = *links.applied.borrow();
-        let next_pos = journal::last_pos(&journal)?.max(applied) + 1;
+        let next_pos = journal.last_pos().max(applied) + 1;
         links.committed.store(next_pos - 1, Ordering::Release);
-        Ok(Self {
+        Self {
             journal,
             tables,
             config,
@@ -225,9 +225,8 @@ impl Writer {
             numbers: Numbers::default(),
             unindexed: Unindexed::default(),
             next_pos,
-            forgotten_through: 0,
             encoded: Vec::new(),
-        })
+        }
     }
 
     pub(crate) fn run(mut self, jobs: &mpsc::Receiver<Envelope>) {
@@ -270,16 +269,15 @@ impl Writer {
             if batch.records.is_empty() {
                 return Ok(());
             }
-            journal::encode_into(&batch.records, &mut self.encoded)?;
-            let tx = self.journal.unchecked_transaction()?;
-            journal::append(&tx, batch.pos, &self.encoded)?;
-            // Rows the indexer has on disk go in the same commit: no extra sync.
-            let durable = self.links.durable.load(Ordering::Acquire);
-            if durable > self.forgotten_through {
-                journal::forget_through(&tx, durable)?;
+            journal::encode_frame(&batch.records, &mut self.encoded)?;
+            self.journal.append(batch.pos, &mut self.encoded)?;
+            // Committed already: a segment that cannot be let go of now is tried again later.
+            if let Err(error) = self
+                .journal
+                .forget_through(self.links.durable.load(Ordering::Acquire))
+            {
+                tracing::warn!(%error, "cannot reuse an applied journal segment; will retry");
             }
-            tx.commit()?;
-            self.forgotten_through = self.forgotten_through.max(durable);
             Ok(())
         })();
         match result {
