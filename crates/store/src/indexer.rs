@@ -21,6 +21,8 @@ use tokio::sync::watch;
 
 /// A committed journal batch for the indexer.
 pub(crate) type Batch = (u64, Vec<Record>);
+/// The batches of one journal sync, in order, as the committer hands them over.
+pub(crate) type Synced = Vec<Batch>;
 
 /// Time between durable commits of the indexed tables: bounds how much journal is kept, and
 /// keeps each flush small (see the checkpoint interval).
@@ -31,13 +33,13 @@ const MAX_RECORDS_PER_COMMIT: usize = 50_000;
 /// indexing commit is writing dirty pages, and a longer gathering shares them among more
 /// actions.
 const GATHER_FOR: Duration = Duration::from_millis(200);
-/// What a waiting reader sends to wake a gathering indexer: no records, position 0.
-pub(crate) fn wake_up() -> Batch {
-    (0, Vec::new())
+/// What a waiting reader sends to wake a gathering indexer: no batches.
+pub(crate) fn wake_up() -> Synced {
+    Vec::new()
 }
 
-fn is_wake_up(batch: &Batch) -> bool {
-    batch.0 == 0
+fn is_wake_up(synced: &Synced) -> bool {
+    synced.is_empty()
 }
 /// Longest interval between prunes of old events (shorter when the retention is short).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
@@ -93,7 +95,7 @@ impl Indexer {
     /// Applies batches the writer commits until it stops, then makes everything durable.
     pub(crate) fn run(
         mut self,
-        batches: &mpsc::Receiver<Batch>,
+        batches: &mpsc::Receiver<Synced>,
         failure: &watch::Sender<Option<String>>,
     ) {
         loop {
@@ -128,18 +130,18 @@ impl Indexer {
 
     /// Collects batches for one transaction: for `GATHER_FOR`, or until a reader waits (it
     /// sets the flag and sends a wake-up; the flag alone covers a full queue).
-    fn gather(&self, first: Batch, batches: &mpsc::Receiver<Batch>) -> Vec<Batch> {
+    fn gather(&self, first: Synced, batches: &mpsc::Receiver<Synced>) -> Vec<Batch> {
         let started = Instant::now();
-        let mut records = first.1.len();
-        let mut pending = vec![first];
-        let mut take = |batch: Batch, pending: &mut Vec<Batch>| {
-            if is_wake_up(&batch) {
-                return false;
-            }
-            records += batch.1.len();
-            pending.push(batch);
+        let mut records = 0;
+        let mut pending = Vec::new();
+        let mut take = |synced: Synced, pending: &mut Vec<Batch>| {
+            records += synced.iter().map(|(_, batch)| batch.len()).sum::<usize>();
+            pending.extend(synced);
             records >= MAX_RECORDS_PER_COMMIT
         };
+        if take(first, &mut pending) {
+            return pending;
+        }
         loop {
             // The writer queues a batch before it counts it committed, so what a waiting
             // reader needs is in the queue by now.

@@ -11,6 +11,7 @@
 //! when they started, so a client always reads its own acknowledged writes.
 
 mod checkpoint;
+mod committer;
 mod event_runs;
 mod indexer;
 mod journal;
@@ -92,8 +93,9 @@ struct Inner {
     /// Tells the indexer a reader waits, so it applies at once instead of gathering more.
     reader_waits: Arc<std::sync::atomic::AtomicBool>,
     /// Taken at close: the indexer stops once every sender is gone.
-    wake_indexer: Mutex<Option<mpsc::SyncSender<indexer::Batch>>>,
+    wake_indexer: Mutex<Option<mpsc::SyncSender<indexer::Synced>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    committer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<std::thread::JoinHandle<()>>>,
     stop_checkpoints: Arc<std::sync::atomic::AtomicBool>,
@@ -104,8 +106,11 @@ struct Inner {
 /// Name of the database of indexed tables inside the data directory.
 pub const DB_FILE: &str = "beckon.sqlite3";
 
-/// Committed batches the indexer may lag behind before the writer waits for it.
-const INDEX_QUEUE_BATCHES: usize = 256;
+/// Journal syncs the indexer may lag behind before the committer waits for it: at 20,000
+/// actions a second about 0.7 s, room for an indexing commit that could not get a core.
+const INDEX_QUEUE_SYNCS: usize = 1024;
+/// Batches the writer may number ahead of the journal's sync before it waits.
+const PREPARED_QUEUE_BATCHES: usize = 256;
 
 impl Store {
     /// Opens (creating when needed) the database in `data_dir` and starts the writer. Numbered
@@ -158,19 +163,27 @@ impl Store {
         }
         let (failure_tx, failure) = tokio::sync::watch::channel(None);
         let failure_tx = Arc::new(failure_tx);
-        let committed = Arc::new(AtomicU64::new(0));
-        let (index_tx, index_rx) = mpsc::sync_channel(INDEX_QUEUE_BATCHES);
+        let committed_pos = Arc::new(AtomicU64::new(0));
+        let (index_tx, index_rx) = mpsc::sync_channel(INDEX_QUEUE_SYNCS);
         let wake_indexer = index_tx.clone();
+        let (prepared_tx, prepared_rx) = mpsc::sync_channel(PREPARED_QUEUE_BATCHES);
         let writer = writer::Writer::new(
-            log,
+            log.last_pos(),
             schema::open_reader(&path)?,
             config.clone(),
             writer::WriterLinks {
+                committer: prepared_tx,
+                applied: applied.clone(),
+                failure: Arc::clone(&failure_tx),
+            },
+        );
+        let committer = committer::Committer::new(
+            log,
+            committer::CommitLinks {
                 deliveries,
                 indexer: index_tx,
-                applied: applied.clone(),
                 durable,
-                committed: Arc::clone(&committed),
+                committed: Arc::clone(&committed_pos),
                 failure: Arc::clone(&failure_tx),
             },
         );
@@ -179,6 +192,10 @@ impl Store {
         let indexer_thread = std::thread::Builder::new()
             .name("beckon-store-indexer".into())
             .spawn(move || indexer.run(&index_rx, &indexer_failure))
+            .map_err(dir_error)?;
+        let committer_thread = std::thread::Builder::new()
+            .name("beckon-store-sync".into())
+            .spawn(move || committer.run(&prepared_rx))
             .map_err(dir_error)?;
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -198,11 +215,12 @@ impl Store {
                 config,
                 jobs: Mutex::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
-                committed,
+                committed: committed_pos,
                 applied,
                 reader_waits,
                 wake_indexer: Mutex::new(Some(wake_indexer)),
                 writer_thread: Mutex::new(Some(thread)),
+                committer_thread: Mutex::new(Some(committer_thread)),
                 indexer_thread: Mutex::new(Some(indexer_thread)),
                 checkpointer: Mutex::new(Some(checkpointer)),
                 stop_checkpoints,
@@ -259,7 +277,11 @@ impl Store {
         if let Ok(mut wake) = self.inner.wake_indexer.lock() {
             wake.take();
         }
-        for thread in [&self.inner.writer_thread, &self.inner.indexer_thread] {
+        for thread in [
+            &self.inner.writer_thread,
+            &self.inner.committer_thread,
+            &self.inner.indexer_thread,
+        ] {
             let thread = thread.lock().ok().and_then(|mut t| t.take());
             if let Some(thread) = thread {
                 let _ = thread.join();

@@ -25,6 +25,8 @@ pub(crate) const HEADER_BYTES: usize = 16;
 pub(crate) const SEGMENT_BYTES: u64 = 32 << 20;
 /// Applied segments kept for reuse; more are deleted.
 const MAX_SPARES: usize = 2;
+/// Largest buffer of pending frames kept between syncs.
+const PENDING_KEPT_BYTES: usize = 4 << 20;
 const SEGMENT_SUFFIX: &str = ".log";
 const SPARE_PREFIX: &str = "spare-";
 
@@ -48,6 +50,8 @@ pub(crate) struct Log {
     segment_next: u64,
     last_pos: u64,
     spares: Vec<PathBuf>,
+    /// Frames added and not yet written, in order.
+    pending: Vec<u8>,
 }
 
 impl Log {
@@ -120,6 +124,7 @@ impl Log {
             segment_next,
             last_pos,
             spares,
+            pending: Vec::new(),
         })
     }
 
@@ -128,9 +133,9 @@ impl Log {
         self.last_pos
     }
 
-    /// Writes `frame` (a payload after [`HEADER_BYTES`] of room, which this fills in) as
-    /// position `pos` and waits until it is on disk.
-    pub(crate) fn append(&mut self, pos: u64, frame: &mut [u8]) -> Result<(), StoreError> {
+    /// Adds `frame` (a payload after [`HEADER_BYTES`] of room, which this fills in) as position
+    /// `pos`; it is written at the next [`Log::sync`].
+    pub(crate) fn write(&mut self, pos: u64, frame: &mut [u8]) -> Result<(), StoreError> {
         let payload_len = frame
             .len()
             .checked_sub(HEADER_BYTES)
@@ -138,23 +143,47 @@ impl Log {
             .ok_or_else(|| {
                 StoreError::Corrupt(format!("journal frame of {} bytes", frame.len()))
             })?;
-        let len = frame.len() as u64;
-        if pos != self.segment_next || (self.offset > 0 && self.offset + len > self.capacity) {
+        let end = self.offset + self.pending.len() as u64;
+        if pos != self.segment_next || (end > 0 && end + frame.len() as u64 > self.capacity) {
+            self.sync()?;
             self.start_segment(pos)?;
         }
         frame[0..4].copy_from_slice(&payload_len.to_le_bytes());
         frame[8..16].copy_from_slice(&pos.to_le_bytes());
         let crc = checksum(&frame[0..4], &frame[8..16], &frame[HEADER_BYTES..]);
         frame[4..8].copy_from_slice(&crc.to_le_bytes());
-        let path = self.current_path();
-        self.file
-            .write_all_at(frame, self.offset)
-            .map_err(|e| io_error(&path, &e))?;
-        self.file.sync_data().map_err(|e| io_error(&path, &e))?;
-        self.offset += len;
+        self.pending.extend_from_slice(frame);
         self.segment_next = pos + 1;
         self.last_pos = pos;
         Ok(())
+    }
+
+    /// Writes the frames added since the last call with one write, and waits until they are
+    /// on disk.
+    pub(crate) fn sync(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let path = self.current_path();
+        self.file
+            .write_all_at(&self.pending, self.offset)
+            .map_err(|e| io_error(&path, &e))?;
+        self.file.sync_data().map_err(|e| io_error(&path, &e))?;
+        self.offset += self.pending.len() as u64;
+        // A rare large group should not keep its buffer.
+        if self.pending.capacity() > PENDING_KEPT_BYTES {
+            self.pending = Vec::new();
+        } else {
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes one frame and waits until it is on disk.
+    #[cfg(test)]
+    pub(crate) fn append(&mut self, pos: u64, frame: &mut [u8]) -> Result<(), StoreError> {
+        self.write(pos, frame)?;
+        self.sync()
     }
 
     /// Lets go of segments whose every frame is at or before `durable` (applied to the
@@ -459,6 +488,24 @@ mod tests {
         drop(log);
         let (_, seen) = reopen(dir.path(), small, 55);
         assert_eq!(seen, expected(56..=80));
+    }
+
+    #[test]
+    fn frames_of_one_sync_that_fill_several_segments_are_all_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let small = 150;
+        let (mut log, _) = reopen(dir.path(), small, 0);
+        for pos in 1..=20 {
+            let mut frame = vec![0; HEADER_BYTES];
+            frame.extend_from_slice(&payload(pos));
+            log.write(pos, &mut frame).expect("adds");
+        }
+        log.sync().expect("syncs");
+        drop(log);
+        assert!(segment_files(dir.path()).len() >= 5);
+        let (log, seen) = reopen(dir.path(), small, 0);
+        assert_eq!(seen, expected(1..=20));
+        assert_eq!(log.last_pos(), 20);
     }
 
     #[test]

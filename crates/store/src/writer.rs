@@ -1,25 +1,23 @@
-//! The writer thread: group commit to the journal, event and message numbering, and delivery
-//! hand-off.
+//! The writer thread: event and message numbering, and the journal frame of each batch.
 //!
 //! The writer turns each job into records with every number decided (a user's next event
-//! number, a conversation's next message number), appends the batch's records to the journal
-//! as one frame and makes it durable; only then does it reply, hand the numbered events to the
-//! server for delivery, and pass the records to the indexer. Numbers are kept in memory and
+//! number, a conversation's next message number), renders the events and encodes the batch's
+//! records as one journal frame; the committer thread makes it durable and only then replies,
+//! hands the numbered events to the server for delivery, and passes the records to the
+//! indexer. Numbers are kept in memory and
 //! loaded from the indexed tables on first use: a user or conversation not yet touched since
 //! start-up has nothing unindexed (start-up replays the journal first).
 
-use crate::indexer::Batch as IndexBatch;
+use crate::committer::{Prepared, Reply};
 use crate::journal::{self, Record};
-use crate::log_file::Log;
 use crate::{now_ms, StoreConfig, StoreError};
 use beckon_core::{ConversationRef, Invitation, Notification, StoredMessage};
 use beckon_proto::signaling::event;
 use foldhash::HashMap;
 use rusqlite::{Connection, OptionalExtension};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use tokio::sync::{mpsc as tokio_mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 /// One unit of work, applied atomically with the others of its transaction.
 #[derive(Debug, Clone)]
@@ -114,22 +112,16 @@ pub(crate) enum Envelope {
     Job(WriteJob, oneshot::Sender<Result<JobReport, StoreError>>),
 }
 
-/// Where the writer's work goes, and what it shares with the indexer and readers.
+/// Where the writer's work goes, and what it shares with the indexer.
 pub(crate) struct WriterLinks {
-    pub(crate) deliveries: tokio_mpsc::UnboundedSender<Vec<Delivery>>,
-    pub(crate) indexer: mpsc::SyncSender<IndexBatch>,
+    pub(crate) committer: mpsc::SyncSender<Prepared>,
     /// Newest position the indexer has applied.
     pub(crate) applied: watch::Receiver<u64>,
-    /// Newest position the indexer has made durable: journal segments up to it can go.
-    pub(crate) durable: Arc<AtomicU64>,
-    /// Newest position committed to the journal; readers wait until it is applied.
-    pub(crate) committed: Arc<AtomicU64>,
     /// Set after a failed commit; later jobs are refused without touching the database.
     pub(crate) failure: Arc<watch::Sender<Option<String>>>,
 }
 
 pub(crate) struct Writer {
-    journal: Log,
     /// Read connection to the indexed tables, for numbers not yet cached and ID checks.
     tables: Connection,
     config: StoreConfig,
@@ -137,8 +129,8 @@ pub(crate) struct Writer {
     numbers: Numbers,
     unindexed: Unindexed,
     next_pos: u64,
-    /// The journal frame being written, kept between commits.
-    encoded: Vec<u8>,
+    /// Size of the last frame, to allocate the next one at once.
+    frame_bytes: usize,
 }
 
 /// Cached sequence heads, loaded from the indexed tables on first use.
@@ -208,24 +200,23 @@ struct Batch {
 }
 
 impl Writer {
+    /// `last_pos`: the newest position in the journal.
     pub(crate) fn new(
-        journal: Log,
+        last_pos: u64,
         tables: Connection,
         config: StoreConfig,
         links: WriterLinks,
     ) -> Self {
         let applied = *links.applied.borrow();
-        let next_pos = journal.last_pos().max(applied) + 1;
-        links.committed.store(next_pos - 1, Ordering::Release);
+        let next_pos = last_pos.max(applied) + 1;
         Self {
-            journal,
             tables,
             config,
             links,
             numbers: Numbers::default(),
             unindexed: Unindexed::default(),
             next_pos,
-            encoded: Vec::new(),
+            frame_bytes: 0,
         }
     }
 
@@ -262,59 +253,65 @@ impl Writer {
             keys: Vec::new(),
         };
         let mut reports = Vec::with_capacity(envelopes.len());
+        let mut frame = Vec::with_capacity(self.frame_bytes);
         let result = (|| -> Result<(), StoreError> {
             for Envelope::Job(job, _) in &envelopes {
                 reports.push(self.apply_job(job, &mut batch)?);
             }
-            if batch.records.is_empty() {
-                return Ok(());
-            }
-            journal::encode_frame(&batch.records, &mut self.encoded)?;
-            self.journal.append(batch.pos, &mut self.encoded)?;
-            // Committed already: a segment that cannot be let go of now is tried again later.
-            if let Err(error) = self
-                .journal
-                .forget_through(self.links.durable.load(Ordering::Acquire))
-            {
-                tracing::warn!(%error, "cannot reuse an applied journal segment; will retry");
+            if !batch.records.is_empty() {
+                journal::encode_frame(&batch.records, &mut frame)?;
             }
             Ok(())
         })();
-        match result {
+        let prepared = match result {
             Ok(()) => {
-                if !batch.records.is_empty() {
+                let frame = if batch.records.is_empty() {
+                    None
+                } else {
+                    // Counted as taken now: the batches after it are numbered before it is
+                    // durable, and a failed commit stops the store.
                     self.next_pos += 1;
+                    self.frame_bytes = frame.len();
                     self.unindexed
                         .order
                         .push_back((batch.pos, std::mem::take(&mut batch.keys)));
-                    let records = std::mem::take(&mut batch.records);
-                    // Queued before it counts as committed: a reader that sees it committed
-                    // finds it in the indexer's queue (see Indexer::gather).
-                    if self.links.indexer.send((batch.pos, records)).is_err() {
-                        // Committed and durable, but the tables will not show it until a
-                        // restart replays the journal: stop serving.
-                        self.links
-                            .failure
-                            .send_replace(Some("the store indexer has stopped".to_owned()));
-                    }
-                    self.links.committed.store(batch.pos, Ordering::Release);
-                }
-                if !batch.deliveries.is_empty() {
-                    let _ = self.links.deliveries.send(batch.deliveries);
-                }
-                for (Envelope::Job(_, reply), report) in envelopes.into_iter().zip(reports) {
-                    let _ = reply.send(Ok(report));
+                    Some((batch.pos, frame))
+                };
+                Prepared {
+                    frame,
+                    records: batch.records,
+                    deliveries: batch.deliveries,
+                    replies: envelopes
+                        .into_iter()
+                        .zip(reports)
+                        .map(|(Envelope::Job(_, reply), report)| (reply, Ok(report)))
+                        .collect(),
                 }
             }
             Err(error) => {
                 tracing::error!(%error, "store commit failed");
-                // Cached numbers may be ahead of what was committed.
-                self.numbers = Numbers::default();
                 let text = error.to_string();
                 self.links.failure.send_replace(Some(text.clone()));
-                for Envelope::Job(_, reply) in envelopes {
-                    let _ = reply.send(Err(StoreError::Corrupt(format!("commit failed: {text}"))));
+                // Answered after the batches before it, in order.
+                Prepared {
+                    frame: None,
+                    records: Vec::new(),
+                    deliveries: Vec::new(),
+                    replies: envelopes
+                        .into_iter()
+                        .map(|Envelope::Job(_, reply)| -> Reply {
+                            (
+                                reply,
+                                Err(StoreError::Corrupt(format!("commit failed: {text}"))),
+                            )
+                        })
+                        .collect(),
                 }
+            }
+        };
+        if let Err(mpsc::SendError(prepared)) = self.links.committer.send(prepared) {
+            for (reply, _) in prepared.replies {
+                let _ = reply.send(Err(StoreError::WriterStopped));
             }
         }
     }
