@@ -164,11 +164,13 @@ impl Log {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let path = self.current_path();
+        // The path is only for the error message: not built on every sync.
         self.file
             .write_all_at(&self.pending, self.offset)
-            .map_err(|e| io_error(&path, &e))?;
-        self.file.sync_data().map_err(|e| io_error(&path, &e))?;
+            .map_err(|e| io_error(self.current_path(), &e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| io_error(self.current_path(), &e))?;
         self.offset += self.pending.len() as u64;
         // A rare large group should not keep its buffer.
         if self.pending.capacity() > PENDING_KEPT_BYTES {
@@ -206,10 +208,10 @@ impl Log {
         Ok(())
     }
 
-    fn current_path(&self) -> PathBuf {
+    fn current_path(&self) -> &Path {
         self.segments
             .back()
-            .map_or_else(|| self.dir.clone(), |segment| segment.path.clone())
+            .map_or(self.dir.as_path(), |segment| segment.path.as_path())
     }
 
     /// Makes the segment written to next one whose first frame is `pos`: a spare (or a new
