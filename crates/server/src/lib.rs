@@ -123,30 +123,25 @@ impl Server {
                 "no secret key configured (--secret-key)".into(),
             ));
         }
-        let (deliveries_tx, deliveries_rx) = tokio::sync::mpsc::unbounded_channel();
         let store_config = StoreConfig {
             event_retention_ms: config.event_retention.as_millis() as u64,
             ..StoreConfig::default()
         };
-        let store = Store::open(&config.data_dir, store_config, deliveries_tx)?;
         let registry = Arc::new(registry::Registry::new(config.max_connections));
+        let store = Store::open(&config.data_dir, store_config, Arc::clone(&registry) as _)?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
         let settings = beckon_core::Settings {
             max_lifetime_ms: config.max_invitation_lifetime.as_millis() as u64,
         };
         let (service, deadlines, timer_rx) = Service::load(store.clone(), settings).await?;
-        let mut background = vec![
-            tokio::spawn(registry::dispatch(Arc::clone(&registry), deliveries_rx)),
-            tokio::spawn(timers::run(
-                Arc::clone(&service),
-                deadlines,
-                config.max_timeouts_in_flight.max(1),
-                timer_rx,
-                shutdown_rx.clone(),
-            )),
-        ];
-        background.shrink_to_fit();
+        let background = vec![tokio::spawn(timers::run(
+            Arc::clone(&service),
+            deadlines,
+            config.max_timeouts_in_flight.max(1),
+            timer_rx,
+            shutdown_rx.clone(),
+        ))];
 
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

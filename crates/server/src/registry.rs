@@ -1,7 +1,7 @@
 //! Which devices are connected for each user, and delivery of committed events to them.
 
 use beckon_proto::CloseCode;
-use beckon_store::Delivery;
+use beckon_store::{Deliver, Delivery};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,7 +112,7 @@ impl Registry {
         }
     }
 
-    fn deliver(&self, delivery: &Delivery) {
+    fn deliver_one(&self, delivery: &Delivery) {
         let Ok(shard) = self.shards[self.shard_of(&delivery.user_id)].lock() else {
             return;
         };
@@ -134,14 +134,12 @@ impl Registry {
     }
 }
 
-/// Delivers committed events in commit order, for as long as the store produces them.
-pub(crate) async fn dispatch(
-    registry: Arc<Registry>,
-    mut deliveries: mpsc::UnboundedReceiver<Vec<Delivery>>,
-) {
-    while let Some(batch) = deliveries.recv().await {
-        for delivery in batch {
-            registry.deliver(&delivery);
+/// Committed events, in commit order, straight from the store's committer thread: queuing
+/// to a connection never waits (a full queue kicks it instead).
+impl Deliver for Registry {
+    fn deliver(&self, events: Vec<Delivery>) {
+        for delivery in &events {
+            self.deliver_one(delivery);
         }
     }
 }

@@ -9,11 +9,11 @@
 
 use crate::indexer::Synced;
 use crate::log_file::Log;
-use crate::writer::{Delivery, JobReport};
+use crate::writer::{Deliver, JobReport};
 use crate::StoreError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use tokio::sync::{mpsc as tokio_mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 /// A job's answer, sent once its batch is durable.
 pub(crate) type Reply = (
@@ -26,13 +26,15 @@ pub(crate) struct Prepared {
     /// Its journal position and frame; `None` when the batch changed nothing.
     pub(crate) frame: Option<(u64, Vec<u8>)>,
     pub(crate) records: Vec<crate::journal::Record>,
-    pub(crate) deliveries: Vec<Delivery>,
+    pub(crate) deliveries: Vec<crate::writer::Delivery>,
     pub(crate) replies: Vec<Reply>,
 }
 
 /// Where committed work goes.
 pub(crate) struct CommitLinks {
-    pub(crate) deliveries: tokio_mpsc::UnboundedSender<Vec<Delivery>>,
+    /// Called here rather than through a channel to a task of the server's: one thread
+    /// hand-off fewer between the disk and the recipients' connections.
+    pub(crate) deliveries: Arc<dyn Deliver>,
     pub(crate) indexer: mpsc::SyncSender<Synced>,
     /// Newest position the indexer has made durable: journal segments up to it can go.
     pub(crate) durable: Arc<AtomicU64>,
@@ -105,7 +107,7 @@ impl Committer {
         }
         for (deliveries, replies) in answers {
             if !deliveries.is_empty() {
-                let _ = self.links.deliveries.send(deliveries);
+                self.links.deliveries.deliver(deliveries);
             }
             for (reply, report) in replies {
                 let _ = reply.send(report);

@@ -24,7 +24,7 @@ pub use journal::LEGACY_JOURNAL_FILE;
 pub use log_file::LOG_DIR;
 
 pub use reader::LoginSnapshot;
-pub use writer::{Delivery, JobReport, WriteJob, WriteOp};
+pub use writer::{Deliver, Delivery, JobReport, WriteJob, WriteOp};
 
 use beckon_core::Invitation;
 use std::path::{Path, PathBuf};
@@ -114,11 +114,11 @@ const PREPARED_QUEUE_BATCHES: usize = 256;
 
 impl Store {
     /// Opens (creating when needed) the database in `data_dir` and starts the writer. Numbered
-    /// events are sent to `deliveries` after each commit, in commit order.
+    /// events are handed to `deliveries` after each commit, in commit order.
     pub fn open(
         data_dir: &Path,
         config: StoreConfig,
-        deliveries: tokio_mpsc::UnboundedSender<Vec<Delivery>>,
+        deliveries: Arc<dyn Deliver>,
     ) -> Result<Self, StoreError> {
         let dir_error = |source| StoreError::DataDir {
             path: data_dir.to_owned(),

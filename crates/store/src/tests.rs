@@ -7,7 +7,7 @@ use beckon_core::ConversationRef;
 
 fn open(dir: &Path) -> Store {
     let (deliveries, _) = tokio_mpsc::unbounded_channel();
-    Store::open(dir, StoreConfig::default(), deliveries).expect("store opens")
+    Store::open(dir, StoreConfig::default(), Arc::new(deliveries)).expect("store opens")
 }
 
 fn message_job(id: &str, time: u64) -> WriteJob {
@@ -194,7 +194,7 @@ async fn an_unreadable_journal_row_stops_the_store_from_opening() {
     frame.extend_from_slice(b"not records");
     append_frame(dir.path(), &mut frame);
     let (deliveries, _) = tokio_mpsc::unbounded_channel();
-    let error = Store::open(dir.path(), StoreConfig::default(), deliveries)
+    let error = Store::open(dir.path(), StoreConfig::default(), Arc::new(deliveries))
         .err()
         .expect("refuses to open");
     assert!(

@@ -98,6 +98,19 @@ pub struct JobReport {
     pub messages: Vec<StoredMessage>,
 }
 
+/// Where committed events go: called on the store's committer thread, once per journal sync
+/// and in commit order, so it must hand them on without waiting.
+pub trait Deliver: Send + Sync + 'static {
+    fn deliver(&self, events: Vec<Delivery>);
+}
+
+/// For a consumer on a task of its own (and tests that read the events as a stream).
+impl Deliver for tokio::sync::mpsc::UnboundedSender<Vec<Delivery>> {
+    fn deliver(&self, events: Vec<Delivery>) {
+        let _ = self.send(events);
+    }
+}
+
 /// An event ready to send: the server writes `frame` to every connection of `user_id`
 /// except the one whose instance is `skip_instance`.
 #[derive(Debug, Clone)]
