@@ -3,7 +3,8 @@
 //! A message is stored once per conversation; each reader sees it with their own
 //! `conversationID` and `flow`.
 
-use beckon_proto::frames::{CustomPayload, Message, CUSTOM_ELEM};
+use beckon_proto::frames::{CustomPayload, CustomPayloadView, Message, MessageView, CUSTOM_ELEM};
+use serde_json::value::RawValue;
 
 /// A conversation as stored: a pair of users or a group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -112,6 +113,34 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
+    /// The payload's data as a JSON string literal, for [`StoredMessage::view_for`].
+    pub fn escaped_payload(&self) -> Result<Box<RawValue>, serde_json::Error> {
+        serde_json::value::to_raw_value(&self.payload_data)
+    }
+
+    /// The message as `reader` sees it, borrowed; `escaped_payload` is this message's
+    /// [`StoredMessage::escaped_payload`], made once for all its readers.
+    pub fn view_for<'a>(&'a self, reader: &str, escaped_payload: &'a RawValue) -> MessageView<'a> {
+        MessageView {
+            id: &self.id,
+            conversation_id: self.conversation.conversation_id_for(reader),
+            conversation_type: self.conversation.kind(),
+            from: &self.from,
+            to: self.conversation.to_for(&self.from),
+            flow: if reader == self.from { "out" } else { "in" },
+            time: self.time,
+            sequence: self.sequence,
+            kind: CUSTOM_ELEM,
+            payload: CustomPayloadView {
+                data: escaped_payload,
+                description: "",
+                extension: "",
+            },
+            is_excluded_from_unread_count: self.excluded,
+            is_excluded_from_last_message: self.excluded,
+        }
+    }
+
     /// The message as `reader` sees it.
     pub fn render_for(&self, reader: &str) -> Message {
         Message {
@@ -152,6 +181,35 @@ mod tests {
         assert_eq!(ConversationRef::from_key(&conv.key()), Some(conv));
         assert_eq!(ConversationRef::from_conversation_id("alice", "C2C"), None);
         assert_eq!(ConversationRef::from_conversation_id("alice", "xyz"), None);
+    }
+
+    #[test]
+    fn a_view_renders_the_same_json_as_the_message() {
+        for (conversation, excluded) in [
+            (ConversationRef::c2c("alice", "bob"), false),
+            (
+                ConversationRef::Group {
+                    group_id: "g1".into(),
+                },
+                true,
+            ),
+        ] {
+            let msg = StoredMessage {
+                id: "m1".into(),
+                conversation,
+                from: "alice".into(),
+                sequence: 7,
+                time: 10,
+                payload_data: "{\"data\":\"say \\\"hi\\\"\\n ✓\"}".into(),
+                excluded,
+            };
+            let escaped = msg.escaped_payload().expect("a string encodes");
+            for reader in ["alice", "bob"] {
+                let owned = serde_json::to_string(&msg.render_for(reader)).expect("encodes");
+                let view = serde_json::to_string(&msg.view_for(reader, &escaped)).expect("encodes");
+                assert_eq!(view, owned, "reader {reader}");
+            }
+        }
     }
 
     #[test]

@@ -91,12 +91,26 @@ pub fn event_json<T: Serialize + ?Sized>(
         seq: Option<u64>,
         data: &'a T,
     }
-    serde_json::to_string(&Event {
-        kind: "event",
-        name,
-        seq,
-        data,
-    })
+    let mut json = Vec::with_capacity(FRAME_BYTES_HINT);
+    serde_json::to_writer(
+        &mut json,
+        &Event {
+            kind: "event",
+            name,
+            seq,
+            data,
+        },
+    )?;
+    into_string(json)
+}
+
+/// Room reserved for a rendered frame: most events and results fit, so a frame is not
+/// copied three or four times while its buffer doubles from serde_json's 128 bytes.
+const FRAME_BYTES_HINT: usize = 1024;
+
+fn into_string(json: Vec<u8>) -> serde_json::Result<String> {
+    // serde_json writes UTF-8 only; the check is cheaper than the copies it replaces.
+    String::from_utf8(json).map_err(serde::ser::Error::custom)
 }
 
 /// The JSON of `ServerFrame::Result`, written straight from typed `data`: the server answers
@@ -118,13 +132,18 @@ pub fn result_json<T: Serialize + ?Sized>(
         #[serde(skip_serializing_if = "Option::is_none")]
         data: Option<&'a T>,
     }
-    serde_json::to_string(&Result {
-        kind: "result",
-        id,
-        code,
-        message,
-        data,
-    })
+    let mut json = Vec::with_capacity(FRAME_BYTES_HINT);
+    serde_json::to_writer(
+        &mut json,
+        &Result {
+            kind: "result",
+            id,
+            code,
+            message,
+            data,
+        },
+    )?;
+    into_string(json)
 }
 
 /// `login` parameters.
@@ -295,6 +314,40 @@ pub struct Message {
     pub is_excluded_from_unread_count: bool,
     #[serde(rename = "isExcludedFromLastMessage")]
     pub is_excluded_from_last_message: bool,
+}
+
+/// A [`Message`] as written for one reader, borrowing the stored message's parts (the same
+/// fields in the same order, so the same JSON). The writer renders one per participant, and
+/// the payload's data, escaped once as a JSON string, is shared by all of them: the data is
+/// itself JSON, so escaping it is most of the cost of rendering a message.
+#[derive(Debug, Serialize)]
+pub struct MessageView<'a> {
+    #[serde(rename = "ID")]
+    pub id: &'a str,
+    #[serde(rename = "conversationID")]
+    pub conversation_id: String,
+    #[serde(rename = "conversationType")]
+    pub conversation_type: &'static str,
+    pub from: &'a str,
+    pub to: String,
+    pub flow: &'static str,
+    pub time: u64,
+    pub sequence: u64,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub payload: CustomPayloadView<'a>,
+    #[serde(rename = "isExcludedFromUnreadCount")]
+    pub is_excluded_from_unread_count: bool,
+    #[serde(rename = "isExcludedFromLastMessage")]
+    pub is_excluded_from_last_message: bool,
+}
+
+/// `payload` of a [`MessageView`]: `data` is already a JSON string literal.
+#[derive(Debug, Serialize)]
+pub struct CustomPayloadView<'a> {
+    pub data: &'a serde_json::value::RawValue,
+    pub description: &'static str,
+    pub extension: &'static str,
 }
 
 /// `payload` of a custom message.

@@ -203,6 +203,12 @@ fn remove_if_applied(map: &mut HashMap<String, u64>, id: &str, applied: u64) {
     }
 }
 
+/// Who caused a job's events, and whether they are kept.
+struct Source {
+    origin: Option<String>,
+    live_only: bool,
+}
+
 /// One group commit in the making.
 struct Batch {
     pos: u64,
@@ -267,8 +273,12 @@ impl Writer {
         };
         let mut reports = Vec::with_capacity(envelopes.len());
         let mut frame = Vec::with_capacity(self.frame_bytes);
+        let (jobs, replies): (Vec<_>, Vec<_>) = envelopes
+            .into_iter()
+            .map(|Envelope::Job(job, reply)| (job, reply))
+            .unzip();
         let result = (|| -> Result<(), StoreError> {
-            for Envelope::Job(job, _) in &envelopes {
+            for job in jobs {
                 reports.push(self.apply_job(job, &mut batch)?);
             }
             if !batch.records.is_empty() {
@@ -294,10 +304,10 @@ impl Writer {
                     frame,
                     records: batch.records,
                     deliveries: batch.deliveries,
-                    replies: envelopes
+                    replies: replies
                         .into_iter()
                         .zip(reports)
-                        .map(|(Envelope::Job(_, reply), report)| (reply, Ok(report)))
+                        .map(|(reply, report)| (reply, Ok(report)))
                         .collect(),
                 }
             }
@@ -310,9 +320,9 @@ impl Writer {
                     frame: None,
                     records: Vec::new(),
                     deliveries: Vec::new(),
-                    replies: envelopes
+                    replies: replies
                         .into_iter()
-                        .map(|Envelope::Job(_, reply)| -> Reply {
+                        .map(|reply| -> Reply {
                             (
                                 reply,
                                 Err(StoreError::Corrupt(format!("commit failed: {text}"))),
@@ -359,9 +369,11 @@ impl Writer {
         Ok(false)
     }
 
-    fn apply_job(&mut self, job: &WriteJob, batch: &mut Batch) -> Result<JobReport, StoreError> {
+    /// Takes the job apart: its strings move into the records instead of being copied (the
+    /// indexer frees them on its own thread, and every copy was an allocation more).
+    fn apply_job(&mut self, job: WriteJob, batch: &mut Batch) -> Result<JobReport, StoreError> {
         let mut report = JobReport::default();
-        if self.conflicts(job)? {
+        if self.conflicts(&job)? {
             report.conflict = true;
             return Ok(report);
         }
@@ -370,10 +382,16 @@ impl Writer {
             .ops
             .iter()
             .any(|op| matches!(op, WriteOp::InsertInvitation { .. }));
-        for op in &job.ops {
+        let WriteJob {
+            ops,
+            origin,
+            live_only,
+        } = job;
+        let source = Source { origin, live_only };
+        for op in ops {
             match op {
                 WriteOp::EnsureUser { user_id } => batch.records.push(Record::User {
-                    user_id: user_id.clone(),
+                    user_id,
                     created_ms: now,
                 }),
                 WriteOp::InsertInvitation { invitation, .. } => {
@@ -381,7 +399,7 @@ impl Writer {
                     self.unindexed.invite_ids.insert(id.clone(), batch.pos);
                     batch.keys.push(Key::Invite(id));
                     batch.records.push(Record::Invitation {
-                        invitation: Box::new(invitation.clone()),
+                        invitation: Box::new(invitation),
                         inserted: true,
                         resolved: Vec::new(),
                     });
@@ -390,9 +408,9 @@ impl Writer {
                     invitation,
                     resolved,
                 } => batch.records.push(Record::Invitation {
-                    invitation: Box::new(invitation.clone()),
+                    invitation: Box::new(invitation),
                     inserted: false,
-                    resolved: resolved.clone(),
+                    resolved,
                 }),
                 WriteOp::AppendMessage {
                     message_id,
@@ -407,32 +425,38 @@ impl Writer {
                     let seq = self.next_conversation_seq(&key)?;
                     let stored = StoredMessage {
                         id: message_id.clone(),
-                        conversation: conversation.clone(),
+                        conversation,
                         from: from.clone(),
                         sequence: seq,
-                        time: *time,
+                        time,
                         payload_data: payload_data.clone(),
-                        excluded: *excluded,
+                        excluded,
                     };
-                    batch.records.push(Record::Message {
-                        message_id: message_id.clone(),
-                        conv_key: key,
-                        seq,
-                        from: from.clone(),
-                        time_s: *time,
-                        payload_data: payload_data.clone(),
-                        excluded: *excluded,
-                        participants: participants.clone(),
-                        updated_ms: now,
-                    });
+                    // The message's record goes before its events', as the journal has always
+                    // held them; it is built last so that it can take the job's values.
+                    let at = batch.records.len();
                     self.message_events(
-                        job,
+                        &source,
                         batch,
                         &stored,
-                        participants,
-                        from,
+                        &participants,
+                        &from,
                         event::MESSAGE_RECEIVED,
                     )?;
+                    batch.records.insert(
+                        at,
+                        Record::Message {
+                            message_id,
+                            conv_key: key,
+                            seq,
+                            from,
+                            time_s: time,
+                            payload_data,
+                            excluded,
+                            participants,
+                            updated_ms: now,
+                        },
+                    );
                     // Only an invitation's own message is ever rewritten (modifyInvitation).
                     if creates_invitation {
                         self.remember_message(batch, &stored);
@@ -445,22 +469,22 @@ impl Writer {
                     participants,
                     modified_by,
                 } => {
-                    let current = match self.unindexed.messages.get(message_id) {
+                    let current = match self.unindexed.messages.get(&message_id) {
                         Some((_, message)) => Some(message.clone()),
-                        None => crate::reader::message(&self.tables, message_id)?,
+                        None => crate::reader::message(&self.tables, &message_id)?,
                     };
                     if let Some(mut stored) = current {
-                        stored.payload_data.clone_from(payload_data);
+                        stored.payload_data.clone_from(&payload_data);
                         batch.records.push(Record::Rewrite {
-                            message_id: message_id.clone(),
-                            payload_data: payload_data.clone(),
+                            message_id,
+                            payload_data,
                         });
                         self.message_events(
-                            job,
+                            &source,
                             batch,
                             &stored,
-                            participants,
-                            modified_by,
+                            &participants,
+                            &modified_by,
                             event::MESSAGE_MODIFIED,
                         )?;
                         self.remember_message(batch, &stored);
@@ -469,7 +493,7 @@ impl Writer {
                 }
                 WriteOp::Notify(notification) => {
                     self.push_event(
-                        job,
+                        &source,
                         batch,
                         &notification.recipient,
                         notification.skip_origin,
@@ -481,30 +505,24 @@ impl Writer {
                     let id = group.group_id.clone();
                     self.unindexed.group_ids.insert(id.clone(), batch.pos);
                     batch.keys.push(Key::Group(id));
-                    batch.records.push(Record::CreateGroup {
-                        group: group.clone(),
-                    });
+                    batch.records.push(Record::CreateGroup { group });
                 }
                 WriteOp::AddMembers { group_id, members } => {
-                    batch.records.push(Record::AddMembers {
-                        group_id: group_id.clone(),
-                        members: members.clone(),
-                    });
+                    batch.records.push(Record::AddMembers { group_id, members });
                 }
                 WriteOp::RemoveMembers { group_id, user_ids } => {
-                    batch.records.push(Record::RemoveMembers {
-                        group_id: group_id.clone(),
-                        user_ids: user_ids.clone(),
-                    });
+                    batch
+                        .records
+                        .push(Record::RemoveMembers { group_id, user_ids });
                 }
-                WriteOp::DismissGroup { group_id } => batch.records.push(Record::DismissGroup {
-                    group_id: group_id.clone(),
-                }),
+                WriteOp::DismissGroup { group_id } => {
+                    batch.records.push(Record::DismissGroup { group_id });
+                }
                 WriteOp::MarkRead {
                     user_id,
                     conversation,
                 } => batch.records.push(Record::MarkRead {
-                    user_id: user_id.clone(),
+                    user_id,
                     conv_key: conversation.key(),
                 }),
             }
@@ -523,7 +541,7 @@ impl Writer {
     /// each; the acting device of `actor` is skipped.
     fn message_events(
         &mut self,
-        job: &WriteJob,
+        source: &Source,
         batch: &mut Batch,
         stored: &StoredMessage,
         participants: &[String],
@@ -531,10 +549,13 @@ impl Writer {
         name: &str,
     ) -> Result<(), StoreError> {
         let kept = message_ref(name, &stored.id);
+        let escaped = stored
+            .escaped_payload()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         for participant in participants {
             let skip = participant == actor;
-            let render = |seq| event_frame(name, seq, &[stored.render_for(participant)]);
-            self.push_event(job, batch, participant, skip, render, Some(&kept))?;
+            let render = |seq| event_frame(name, seq, &[stored.view_for(participant, &escaped)]);
+            self.push_event(source, batch, participant, skip, render, Some(&kept))?;
         }
         Ok(())
     }
@@ -543,7 +564,7 @@ impl Writer {
     /// for the number given.
     fn push_event(
         &mut self,
-        job: &WriteJob,
+        source: &Source,
         batch: &mut Batch,
         user: &str,
         skip_origin: bool,
@@ -551,11 +572,11 @@ impl Writer {
         kept_as: Option<&str>,
     ) -> Result<(), StoreError> {
         let skip_instance = if skip_origin {
-            job.origin.clone()
+            source.origin.clone()
         } else {
             None
         };
-        if job.live_only {
+        if source.live_only {
             let frame = render(None)?;
             batch.deliveries.push(Delivery {
                 user_id: user.to_owned(),
