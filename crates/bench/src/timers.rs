@@ -23,6 +23,11 @@ use std::time::{Duration, Instant};
 
 /// How long after its last deadline a pair waits for missing timeouts.
 const GRACE: Duration = Duration::from_secs(10);
+/// How long after the last invitation was created the server's memory is watched for its
+/// low point (while none has timed out yet): creating them at full speed leaves the store's
+/// indexer up to a second or more behind, and the records it has yet to apply are held in
+/// memory until it has.
+const SETTLE: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Args)]
 pub(crate) struct TimersArgs {
@@ -67,10 +72,13 @@ struct TimersReport {
     server_before: Option<Memory>,
     /// Right after the last invitation was created.
     server_created: Option<Memory>,
+    /// The lowest resident memory in the SETTLE time after that, while every invitation was
+    /// still pending (falls back to `server_created` when one timed out at once).
+    server_settled: Option<Memory>,
     /// Invitations still pending at that moment.
     pending_at_peak: u64,
     server_end: Option<Memory>,
-    /// (created − before) / pending at that moment.
+    /// (settled − before) / pending.
     server_bytes_per_pending_invitation: Option<f64>,
 }
 
@@ -115,6 +123,7 @@ pub(crate) async fn run(args: TimersArgs) -> Result<()> {
     let bar = report::progress(args.common.quiet, total, "create");
     let mut created_at = None;
     let mut server_created = None;
+    let mut server_settled: Option<Memory> = None;
     let mut pending_at_peak = 0;
     let mut outcome = Outcome::default();
     let mut failure = None;
@@ -142,8 +151,17 @@ pub(crate) async fn run(args: TimersArgs) -> Result<()> {
             }
         } else {
             bar.set_position(fired);
+            let settling = created_at.is_some_and(|at| started.elapsed() < at + SETTLE);
+            if settling && fired == 0 {
+                if let Some(now) = target.memory()? {
+                    if server_settled.is_none_or(|low| now.rss_kib < low.rss_kib) {
+                        server_settled = Some(now);
+                    }
+                }
+            }
         }
     }
+    let server_settled = server_settled.or(server_created);
     bar.finish_and_clear();
     target.check_alive()?;
     let server_end = target.memory()?;
@@ -153,9 +171,9 @@ pub(crate) async fn run(args: TimersArgs) -> Result<()> {
     }
 
     let create = created_at.unwrap_or_else(|| started.elapsed());
-    let per_pending = match (server_before, server_created) {
-        (Some(before), Some(created)) if pending_at_peak > 0 => Some(
-            ((created.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / pending_at_peak as f64)
+    let per_pending = match (server_before, server_settled) {
+        (Some(before), Some(settled)) if pending_at_peak > 0 => Some(
+            ((settled.rss_kib as f64 - before.rss_kib as f64) * 1024.0 / pending_at_peak as f64)
                 .round(),
         ),
         _ => None,
@@ -175,6 +193,7 @@ pub(crate) async fn run(args: TimersArgs) -> Result<()> {
         errors: outcome.errors,
         server_before,
         server_created,
+        server_settled,
         pending_at_peak,
         server_end,
         server_bytes_per_pending_invitation: per_pending,
@@ -219,24 +238,26 @@ fn render(report: &TimersReport) -> String {
         report::us(report.lateness_us.p99_us),
         report::us(report.lateness_us.max_us)
     );
-    if let (Some(before), Some(created), Some(end)) = (
+    if let (Some(before), Some(created), Some(settled), Some(end)) = (
         report.server_before,
         report.server_created,
+        report.server_settled,
         report.server_end,
     ) {
         let _ = writeln!(
             text,
-            "  server RSS           {} before, {} with {} pending, peak {}",
+            "  server RSS           {} before, {} with {} pending ({} as the last was created), peak {}",
             report::kib(before.rss_kib),
-            report::kib(created.rss_kib),
+            report::kib(settled.rss_kib),
             report.pending_at_peak,
+            report::kib(created.rss_kib),
             report::kib(end.peak_kib)
         );
         let _ = writeln!(
             text,
             "  per pending invite   {}",
             report::per_item(
-                created.rss_kib as i64 - before.rss_kib as i64,
+                settled.rss_kib as i64 - before.rss_kib as i64,
                 report.pending_at_peak
             )
         );
