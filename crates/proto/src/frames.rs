@@ -319,7 +319,7 @@ pub struct Message {
 /// A [`Message`] as written for one reader, borrowing the stored message's parts (the same
 /// fields in the same order, so the same JSON). The writer renders one per participant, and
 /// the payload's data, escaped once as a JSON string, is shared by all of them: the data is
-/// itself JSON, so escaping it is most of the cost of rendering a message.
+/// itself JSON, full of quotes, and escaping it was about a third of each frame's cost.
 #[derive(Debug, Serialize)]
 pub struct MessageView<'a> {
     #[serde(rename = "ID")]

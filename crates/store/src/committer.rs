@@ -9,7 +9,7 @@
 
 use crate::indexer::Synced;
 use crate::log_file::Log;
-use crate::writer::{Deliver, JobReport};
+use crate::writer::{Deliver, Delivery, JobReport};
 use crate::StoreError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -26,7 +26,7 @@ pub(crate) struct Prepared {
     /// Its journal position and frame; `None` when the batch changed nothing.
     pub(crate) frame: Option<(u64, Vec<u8>)>,
     pub(crate) records: Vec<crate::journal::Record>,
-    pub(crate) deliveries: Vec<crate::writer::Delivery>,
+    pub(crate) deliveries: Vec<Delivery>,
     pub(crate) replies: Vec<Reply>,
 }
 

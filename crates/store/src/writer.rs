@@ -98,8 +98,8 @@ pub struct JobReport {
     pub messages: Vec<StoredMessage>,
 }
 
-/// Where committed events go: called on the store's committer thread, once per journal sync
-/// and in commit order, so it must hand them on without waiting.
+/// Where committed events go: called on the store's committer thread after each journal
+/// sync, batch by batch in commit order, so it must hand them on without waiting.
 pub trait Deliver: Send + Sync + 'static {
     fn deliver(&self, events: Vec<Delivery>);
 }
