@@ -199,15 +199,27 @@ impl Indexer {
         let tx = self.conn.unchecked_transaction()?;
         let mut summed = Summed::default();
         let mut applied = self.applied_pos;
+        // The statements of every action are looked up once per transaction: hashing the SQL
+        // to find a cached statement for each record was a measurable part of indexing.
+        let mut insert_message = tx.prepare_cached(INSERT_MESSAGE)?;
         for (pos, records) in batches {
             for record in records {
-                apply_record(&tx, record, &mut summed)?;
+                apply_record(&tx, record, &mut summed, &mut insert_message)?;
             }
             applied = *pos;
         }
+        drop(insert_message);
+        let mut insert_invitation = tx.prepare_cached(INSERT_INVITATION)?;
+        let mut update_invitation = tx.prepare_cached(UPDATE_INVITATION)?;
         for change in summed.invitations.values() {
-            write_invitation(&tx, change)?;
+            let statement = if change.inserted {
+                &mut insert_invitation
+            } else {
+                &mut update_invitation
+            };
+            write_invitation(&tx, statement, change)?;
         }
+        drop((insert_invitation, update_invitation));
         for (key, change) in &summed.conversations {
             upsert_conversation(&tx, *key, change)?;
         }
@@ -279,17 +291,27 @@ struct InvitationChange<'r> {
     pending: Vec<&'r str>,
 }
 
-fn write_invitation(tx: &Connection, change: &InvitationChange<'_>) -> Result<(), StoreError> {
+/// A new invitation's row; a later state is an update in place (no insert attempt that fails
+/// first).
+const INSERT_INVITATION: &str =
+    "INSERT INTO invitations(invite_id, active, body) VALUES (?1, ?2, ?3)
+     ON CONFLICT(invite_id) DO UPDATE SET active = excluded.active, body = excluded.body";
+const UPDATE_INVITATION: &str =
+    "UPDATE invitations SET active = ?2, body = ?3 WHERE invite_id = ?1";
+const INSERT_MESSAGE: &str =
+    "INSERT INTO messages(message_id, conv_key, seq, from_user, time_s, payload_data, excluded)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// Writes an invitation's newest state with `statement`, [`INSERT_INVITATION`] or
+/// [`UPDATE_INVITATION`] as the change is an insert or not.
+fn write_invitation(
+    tx: &Connection,
+    statement: &mut rusqlite::CachedStatement<'_>,
+    change: &InvitationChange<'_>,
+) -> Result<(), StoreError> {
     let invitation = change.invitation;
     let body = serde_json::to_string(invitation).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    // A later state is an update in place: no insert attempt that fails first.
-    let sql = if change.inserted {
-        "INSERT INTO invitations(invite_id, active, body) VALUES (?1, ?2, ?3)
-         ON CONFLICT(invite_id) DO UPDATE SET active = excluded.active, body = excluded.body"
-    } else {
-        "UPDATE invitations SET active = ?2, body = ?3 WHERE invite_id = ?1"
-    };
-    tx.prepare_cached(sql)?.execute(params![
+    statement.execute(params![
         invitation.invite_id,
         i64::from(invitation.is_active()),
         body
@@ -365,6 +387,7 @@ fn apply_record<'r>(
     tx: &Connection,
     record: &'r Record,
     summed: &mut Summed<'r>,
+    insert_message: &mut rusqlite::CachedStatement<'_>,
 ) -> Result<(), StoreError> {
     match record {
         Record::User {
@@ -417,11 +440,7 @@ fn apply_record<'r>(
             participants,
             updated_ms,
         } => {
-            tx.prepare_cached(
-                "INSERT INTO messages(message_id, conv_key, seq, from_user, time_s, payload_data, excluded)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?
-            .execute(params![
+            insert_message.execute(params![
                 message_id,
                 conv_key,
                 *seq as i64,
