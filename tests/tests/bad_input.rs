@@ -242,6 +242,17 @@ async fn frames_that_are_not_requests_are_malformed_and_the_connection_stays() {
     refused(&result, 9001);
     let result = send_raw(&mut raw, r#"{"id":"x","op":5}"#, &json!("x")).await;
     refused(&result, 9001);
+    // Whitespace anywhere, null params and an id that is itself an object are all fine.
+    let spaced = " { \"id\" : { \"k\" : [ 1 , 2 ] } , \"op\" : \"ping\" , \"params\" : { } } ";
+    let result = send_raw(&mut raw, spaced, &json!({"k": [1, 2]})).await;
+    assert_eq!(code_of(&result), 0, "{result}");
+    let result = send_raw(
+        &mut raw,
+        r#"{"id":8,"op":"p\u0069ng","params":null}"#,
+        &json!(8),
+    )
+    .await;
+    assert_eq!(code_of(&result), 0, "{result}");
 
     // The same connection still logs in and works.
     let login = raw
@@ -329,6 +340,9 @@ async fn missing_and_wrong_typed_parameters_name_the_field() {
         let result = raw.request(op, params.clone()).await;
         assert_eq!(code_of(&result), 9003, "{op} {params}: {result}");
         refused_naming(&result, 9003, field);
+        // Positions inside `params` would not match the frame the client sent.
+        let message = refused(&result, 9003);
+        assert!(!message.contains(" at line "), "{message:?}");
     }
     // `params` that is not an object.
     for params in [r"[1]", r#""str""#, "7"] {

@@ -4,7 +4,7 @@
 //! `conversationID` and `flow`.
 
 use beckon_proto::frames::{CustomPayload, CustomPayloadView, Message, MessageView, CUSTOM_ELEM};
-use serde_json::value::RawValue;
+use beckon_proto::json_write::JsonString;
 
 /// A conversation as stored: a pair of users or a group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -114,13 +114,17 @@ pub struct StoredMessage {
 
 impl StoredMessage {
     /// The payload's data as a JSON string literal, for [`StoredMessage::view_for`].
-    pub fn escaped_payload(&self) -> Result<Box<RawValue>, serde_json::Error> {
-        serde_json::value::to_raw_value(&self.payload_data)
+    pub fn escaped_payload(&self) -> JsonString {
+        JsonString::new(&self.payload_data)
     }
 
     /// The message as `reader` sees it, borrowed; `escaped_payload` is this message's
     /// [`StoredMessage::escaped_payload`], made once for all its readers.
-    pub fn view_for<'a>(&'a self, reader: &str, escaped_payload: &'a RawValue) -> MessageView<'a> {
+    pub fn view_for<'a>(
+        &'a self,
+        reader: &str,
+        escaped_payload: &'a JsonString,
+    ) -> MessageView<'a> {
         MessageView {
             id: &self.id,
             conversation_id: self.conversation.conversation_id_for(reader),
@@ -185,6 +189,19 @@ mod tests {
 
     #[test]
     fn a_view_renders_the_same_json_as_the_message() {
+        use beckon_proto::frames::{ActionResult, ActionResultView};
+        let no_message = ActionResult {
+            invite_id: "i1".into(),
+            message: None,
+        };
+        let no_message_view = ActionResultView {
+            invite_id: "i1",
+            message: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&no_message_view).expect("encodes"),
+            serde_json::to_string(&no_message).expect("encodes")
+        );
         for (conversation, excluded) in [
             (ConversationRef::c2c("alice", "bob"), false),
             (
@@ -203,11 +220,24 @@ mod tests {
                 payload_data: "{\"data\":\"say \\\"hi\\\"\\n ✓\"}".into(),
                 excluded,
             };
-            let escaped = msg.escaped_payload().expect("a string encodes");
+            let escaped = msg.escaped_payload();
             for reader in ["alice", "bob"] {
                 let owned = serde_json::to_string(&msg.render_for(reader)).expect("encodes");
                 let view = serde_json::to_string(&msg.view_for(reader, &escaped)).expect("encodes");
                 assert_eq!(view, owned, "reader {reader}");
+                let owned_result = ActionResult {
+                    invite_id: "i\"1".into(),
+                    message: Some(msg.render_for(reader)),
+                };
+                let view_result = ActionResultView {
+                    invite_id: "i\"1",
+                    message: Some(msg.view_for(reader, &escaped)),
+                };
+                assert_eq!(
+                    serde_json::to_string(&view_result).expect("encodes"),
+                    serde_json::to_string(&owned_result).expect("encodes"),
+                    "result for reader {reader}"
+                );
             }
         }
     }

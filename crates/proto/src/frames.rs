@@ -4,6 +4,7 @@
 //! Tencent app already builds and reads.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// `type` of a custom (signaling) history message.
@@ -82,68 +83,18 @@ pub fn event_json<T: Serialize + ?Sized>(
     seq: Option<u64>,
     data: &T,
 ) -> serde_json::Result<String> {
-    #[derive(Serialize)]
-    struct Event<'a, T: ?Sized> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        name: &'a str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        seq: Option<u64>,
-        data: &'a T,
-    }
-    let mut json = Vec::with_capacity(FRAME_BYTES_HINT);
-    serde_json::to_writer(
-        &mut json,
-        &Event {
-            kind: "event",
-            name,
-            seq,
-            data,
-        },
-    )?;
-    into_string(json)
-}
-
-/// Room reserved for a rendered frame: most events and results fit, so a frame is not
-/// copied three or four times while its buffer doubles from serde_json's 128 bytes.
-const FRAME_BYTES_HINT: usize = 1024;
-
-fn into_string(json: Vec<u8>) -> serde_json::Result<String> {
-    // serde_json writes UTF-8 only; the check is cheaper than the copies it replaces.
-    String::from_utf8(json).map_err(serde::ser::Error::custom)
+    crate::json_write::event_json_with(name, seq, crate::json_write::serde_data(data))
 }
 
 /// The JSON of `ServerFrame::Result`, written straight from typed `data`: the server answers
 /// every request this way, without building a `Value` tree of the result first.
 pub fn result_json<T: Serialize + ?Sized>(
-    id: &Value,
+    id: &RawValue,
     code: u32,
     message: Option<&str>,
     data: Option<&T>,
 ) -> serde_json::Result<String> {
-    #[derive(Serialize)]
-    struct Result<'a, T: ?Sized> {
-        #[serde(rename = "type")]
-        kind: &'static str,
-        id: &'a Value,
-        code: u32,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        message: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        data: Option<&'a T>,
-    }
-    let mut json = Vec::with_capacity(FRAME_BYTES_HINT);
-    serde_json::to_writer(
-        &mut json,
-        &Result {
-            kind: "result",
-            id,
-            code,
-            message,
-            data,
-        },
-    )?;
-    into_string(json)
+    crate::json_write::result_json_with(id, code, message, data.map(crate::json_write::serde_data))
 }
 
 /// `login` parameters.
@@ -291,6 +242,16 @@ pub struct ActionResult {
     pub message: Option<Message>,
 }
 
+/// An [`ActionResult`] written from a [`MessageView`] (the same JSON), so the server renders
+/// the result from the payload the writer escaped for the events.
+#[derive(Debug, Serialize)]
+pub struct ActionResultView<'a> {
+    #[serde(rename = "inviteID")]
+    pub invite_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<MessageView<'a>>,
+}
+
 /// A history message as Tencent's SDK shapes it, rendered for one reader (`flow`,
 /// `conversationID`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -345,7 +306,7 @@ pub struct MessageView<'a> {
 /// `payload` of a [`MessageView`]: `data` is already a JSON string literal.
 #[derive(Debug, Serialize)]
 pub struct CustomPayloadView<'a> {
-    pub data: &'a serde_json::value::RawValue,
+    pub data: &'a crate::json_write::JsonString,
     pub description: &'static str,
     pub extension: &'static str,
 }
@@ -689,7 +650,8 @@ mod tests {
             invite_id: "i\"1".into(),
             message: None,
         };
-        let typed = result_json(&json!(7), 0, None, Some(&data)).unwrap();
+        let seven = RawValue::from_string("7".into()).unwrap();
+        let typed = result_json(&seven, 0, None, Some(&data)).unwrap();
         let through_value = serde_json::to_string(&ServerFrame::Result(ResultFrame {
             id: json!(7),
             code: 0,
@@ -698,7 +660,8 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(typed, through_value);
-        let refused = result_json::<Value>(&json!("a"), 8010, Some("no"), None).unwrap();
+        let a = RawValue::from_string("\"a\"".into()).unwrap();
+        let refused = result_json::<Value>(&a, 8010, Some("no"), None).unwrap();
         let through_value = serde_json::to_string(&ServerFrame::Result(ResultFrame {
             id: json!("a"),
             code: 8010,

@@ -5,6 +5,7 @@
 
 pub mod codes;
 pub mod frames;
+pub mod json_write;
 pub mod limits;
 pub mod signaling;
 

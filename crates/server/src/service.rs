@@ -11,9 +11,11 @@ use beckon_core::{
     apply, create, Command, CommandKind, ConversationRef, DeadlineEffect, HistoryEffect,
     Invitation, NewInvitation, Refusal, Settings, Transition,
 };
-use beckon_proto::frames::{ActionResult, InviteParams};
+use beckon_proto::frames::{ActionResultView, InviteParams};
 use beckon_proto::ErrorCode;
-use beckon_store::{JobReport, LoginSnapshot, Store, StoreError, WriteJob, WriteOp};
+use beckon_store::{
+    JobReport, LoginSnapshot, ReportedMessage, Store, StoreError, WriteJob, WriteOp,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{mpsc, oneshot};
@@ -101,7 +103,7 @@ pub struct PendingCommit {
 
 impl PendingCommit {
     /// Waits for the commit and builds the caller's result.
-    pub async fn finish(self) -> Result<ActionResult, Refusal> {
+    pub async fn finish(self) -> Result<ActionOutcome, Refusal> {
         let report = match self.commit.await {
             Ok(Ok(report)) => report,
             Ok(Err(error)) => return Err(store_failed(&error)),
@@ -116,10 +118,30 @@ impl PendingCommit {
                 "an invitation with this inviteID already exists",
             ));
         }
-        Ok(ActionResult {
+        Ok(ActionOutcome {
             invite_id: self.invite_id,
-            message: report.messages.first().map(|m| m.render_for(&self.reader)),
+            reader: self.reader,
+            message: report.messages.into_iter().next(),
         })
+    }
+}
+
+/// A committed action: renders as its `ActionResult` for `reader`, from the message's payload
+/// as the writer escaped it.
+pub struct ActionOutcome {
+    invite_id: String,
+    reader: String,
+    message: Option<ReportedMessage>,
+}
+
+impl ActionOutcome {
+    /// Appends the result's `data` JSON.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        ActionResultView {
+            invite_id: &self.invite_id,
+            message: self.message.as_ref().map(|m| m.view_for(&self.reader)),
+        }
+        .write_json(out);
     }
 }
 

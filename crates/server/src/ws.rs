@@ -15,7 +15,9 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, SplitSink};
 use futures_util::{SinkExt, StreamExt};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::pin::pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -84,21 +86,22 @@ struct Reply {
     frame: String,
 }
 
-fn result_ok<T: serde::Serialize + ?Sized>(id: &Value, data: &T) -> Reply {
+fn result_ok<T: serde::Serialize + ?Sized>(id: &RawValue, data: &T) -> Reply {
     match beckon_proto::frames::result_json(id, 0, None, Some(data)) {
         Ok(frame) => Reply { code: 0, frame },
         // Results hold only strings, numbers, booleans, lists and maps with string keys.
-        Err(error) => result_err(
-            id,
-            &Refusal::new(
-                ErrorCode::Internal,
-                format!("the result could not be encoded: {error}"),
-            ),
-        ),
+        Err(error) => result_err(id, &unencodable(&error)),
     }
 }
 
-fn result_err(id: &Value, refusal: &Refusal) -> Reply {
+fn unencodable(error: &serde_json::Error) -> Refusal {
+    Refusal::new(
+        ErrorCode::Internal,
+        format!("the result could not be encoded: {error}"),
+    )
+}
+
+fn result_err(id: &RawValue, refusal: &Refusal) -> Reply {
     let code = refusal.code.as_u32();
     Reply {
         code,
@@ -107,20 +110,25 @@ fn result_err(id: &Value, refusal: &Refusal) -> Reply {
     }
 }
 
-fn parse<T: DeserializeOwned>(op_name: &str, params: Value) -> Result<T, Refusal> {
-    serde_path_to_error::deserialize(params).map_err(|error| {
+fn parse<T: DeserializeOwned>(op_name: &str, params: Params) -> Result<T, Refusal> {
+    let mut json = serde_json::Deserializer::from_str(params.0);
+    serde_path_to_error::deserialize(&mut json).map_err(|error| {
         let path = error.path().to_string();
         let place = if path == "." {
             String::new()
         } else {
             format!(" at {path}")
         };
+        // The line and column would point into `params`, not into the frame the client sent.
+        let error = error.into_inner();
+        let mut reason = error.to_string();
+        let position = format!(" at line {} column {}", error.line(), error.column());
+        if reason.ends_with(&position) {
+            reason.truncate(reason.len() - position.len());
+        }
         Refusal::new(
             ErrorCode::InvalidParameter,
-            format!(
-                "invalid parameters for {op_name}{place}: {}",
-                error.into_inner()
-            ),
+            format!("invalid parameters for {op_name}{place}: {reason}"),
         )
     })
 }
@@ -335,7 +343,7 @@ enum Step {
 }
 
 fn later<T: serde::Serialize>(
-    id: Value,
+    id: Box<RawValue>,
     future: impl std::future::Future<Output = Result<T, Refusal>> + Send + 'static,
 ) -> Step {
     Step::Later(Box::pin(async move {
@@ -346,12 +354,45 @@ fn later<T: serde::Serialize>(
     }))
 }
 
-fn commit_step(id: Value, pending: Result<PendingCommit, Refusal>) -> Step {
+fn commit_step(id: &RawValue, pending: Result<PendingCommit, Refusal>) -> Step {
     match pending {
-        Ok(pending) => later(id, pending.finish()),
-        Err(refusal) => Step::Reply(result_err(&id, &refusal)),
+        Ok(pending) => {
+            let id = id.to_owned();
+            Step::Later(Box::pin(async move {
+                match pending.finish().await {
+                    Ok(outcome) => {
+                        let data = |out: &mut Vec<u8>| {
+                            outcome.write_json(out);
+                            Ok(())
+                        };
+                        match beckon_proto::json_write::result_json_with(&id, 0, None, Some(data)) {
+                            Ok(frame) => Reply { code: 0, frame },
+                            Err(error) => result_err(&id, &unencodable(&error)),
+                        }
+                    }
+                    Err(refusal) => result_err(&id, &refusal),
+                }
+            }))
+        }
+        Err(refusal) => Step::Reply(result_err(id, &refusal)),
     }
 }
+
+/// A request frame as it arrives: each part kept as its JSON text and decoded only as far as
+/// its operation needs (its params straight into their typed struct, with no `Value` tree).
+#[derive(serde::Deserialize)]
+struct RawRequest<'a> {
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    op: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    params: Option<&'a RawValue>,
+}
+
+/// The `params` of a request as JSON text: an object, or `{}` when absent or null.
+#[derive(Clone, Copy)]
+struct Params<'a>(&'a str);
 
 async fn handle_frame(
     state: &Arc<AppState>,
@@ -360,20 +401,26 @@ async fn handle_frame(
     sink: &mut Sink,
     text: &str,
 ) -> Step {
-    let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
+    // Only an object is a request (serde would also take a struct from an array).
+    let request = if text.trim_start().starts_with('{') {
+        serde_json::from_str::<RawRequest>(text).ok()
+    } else {
+        None
+    };
+    let Some(request) = request else {
         return Step::Reply(result_err(
-            &Value::Null,
+            RawValue::NULL,
             &Refusal::new(
                 ErrorCode::MalformedRequest,
                 "a request must be a JSON object with \"op\"",
             ),
         ));
     };
-    let id = frame.remove("id").unwrap_or(Value::Null);
-    if id.to_string().len() > limits::MAX_REQUEST_ID_BYTES {
+    let id: &RawValue = request.id.unwrap_or(RawValue::NULL);
+    if id.get().len() > limits::MAX_REQUEST_ID_BYTES {
         // Not run: the client could not match its result anyway.
         return Step::Reply(result_err(
-            &Value::Null,
+            RawValue::NULL,
             &Refusal::new(
                 ErrorCode::InvalidParameter,
                 format!(
@@ -383,25 +430,29 @@ async fn handle_frame(
             ),
         ));
     }
-    let Some(Value::String(op_name)) = frame.remove("op") else {
+    let op_name = request
+        .op
+        .and_then(|op| serde_json::from_str::<Cow<str>>(op.get()).ok());
+    let Some(op_name) = op_name else {
         return Step::Reply(result_err(
-            &id,
+            id,
             &Refusal::new(ErrorCode::MalformedRequest, "\"op\" must be a string"),
         ));
     };
-    let params = match frame.remove("params") {
-        None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
-        Some(params @ Value::Object(_)) => params,
+    let params = match request.params {
+        None => Params("{}"),
+        Some(params) if params.get() == "null" => Params("{}"),
+        Some(params) if params.get().starts_with('{') => Params(params.get()),
         Some(_) => {
             return Step::Reply(result_err(
-                &id,
+                id,
                 &Refusal::new(ErrorCode::InvalidParameter, "\"params\" must be an object"),
             ))
         }
     };
     if !session.bucket.take() {
         return Step::Reply(result_err(
-            &id,
+            id,
             &Refusal::new(
                 ErrorCode::RateLimited,
                 format!(
@@ -411,10 +462,10 @@ async fn handle_frame(
             ),
         ));
     }
-    let op_name = op_name.as_str();
+    let op_name: &str = &op_name;
     if op_name == op::PING {
         return Step::Reply(result_ok(
-            &id,
+            id,
             &serde_json::json!({"serverTime": crate::now_ms()}),
         ));
     }
@@ -431,7 +482,7 @@ async fn handle_frame(
                 format!("unknown operation {op_name:?}"),
             )
         };
-        return Step::Reply(result_err(&id, &refusal));
+        return Step::Reply(result_err(id, &refusal));
     };
     let actor = user.actor.clone();
     let service = &state.service;
@@ -442,15 +493,15 @@ async fn handle_frame(
                     .registry
                     .unregister(&user.actor.user_id, user.handle.id);
             }
-            Step::Reply(result_ok(&id, &serde_json::json!({})))
+            Step::Reply(result_ok(id, &serde_json::json!({})))
         }
         op::INVITE => match parse::<InviteParams>(op_name, params) {
             Ok(params) => commit_step(id, service.invite(&actor, params).await),
-            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
         op::INVITE_IN_GROUP => match parse::<InviteInGroupParams>(op_name, params) {
             Ok(params) => commit_step(id, service.invite_in_group(&actor, params).await),
-            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
         op::CREATE_GROUP
         | op::GET_GROUP_PROFILE
@@ -464,8 +515,8 @@ async fn handle_frame(
             // inviteInGroup from overtaking the change it depends on.
             let result = group_op(service, &actor, op_name, params).await;
             Step::Reply(match result {
-                Ok(data) => result_ok(&id, &data),
-                Err(refusal) => result_err(&id, &refusal),
+                Ok(data) => result_ok(id, &data),
+                Err(refusal) => result_err(id, &refusal),
             })
         }
         op::CANCEL | op::ACCEPT | op::REJECT => match parse::<ActionParams>(op_name, params) {
@@ -478,7 +529,7 @@ async fn handle_frame(
                 };
                 commit_step(id, service.act(&actor, &params.invite_id, kind))
             }
-            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
         op::MODIFY_INVITATION => match parse::<ModifyParams>(op_name, params) {
             Ok(params) => commit_step(
@@ -489,11 +540,11 @@ async fn handle_frame(
                     CommandKind::Modify { data: params.data },
                 ),
             ),
-            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
         op::GET_CONVERSATION_LIST => {
             let store = service.store().clone();
-            later(id, async move {
+            later(id.to_owned(), async move {
                 let list = store
                     .conversations(actor.user_id)
                     .await
@@ -506,14 +557,14 @@ async fn handle_frame(
                 let conversation =
                     match service.conversation_for(&actor.user_id, &params.conversation_id, true) {
                         Ok(conversation) => conversation,
-                        Err(refusal) => return Step::Reply(result_err(&id, &refusal)),
+                        Err(refusal) => return Step::Reply(result_err(id, &refusal)),
                     };
                 let count = match params.count {
                     None => limits::DEFAULT_MESSAGE_PAGE,
                     Some(n) if (1..=limits::MAX_MESSAGE_PAGE as u64).contains(&n) => n as usize,
                     Some(n) => {
                         return Step::Reply(result_err(
-                            &id,
+                            id,
                             &Refusal::new(
                                 ErrorCode::InvalidParameter,
                                 format!("count must be 1 to {}, got {n}", limits::MAX_MESSAGE_PAGE),
@@ -523,7 +574,7 @@ async fn handle_frame(
                 };
                 let store = service.store().clone();
                 let before = params.next_req_message_id.filter(|s| !s.is_empty());
-                later(id, async move {
+                later(id.to_owned(), async move {
                     let page = store
                         .messages(actor.user_id, conversation, before, count)
                         .await
@@ -537,25 +588,25 @@ async fn handle_frame(
                     Ok(serde_json::to_value(page).unwrap_or(Value::Null))
                 })
             }
-            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
         op::SET_MESSAGE_READ => match parse::<SetMessageReadParams>(op_name, params) {
             Ok(params) => {
                 match service.conversation_for(&actor.user_id, &params.conversation_id, false) {
                     Ok(conversation) => {
                         let service = Arc::clone(service);
-                        later(id, async move {
+                        later(id.to_owned(), async move {
                             service.mark_read(&actor.user_id, conversation).await?;
                             Ok(serde_json::json!({}))
                         })
                     }
-                    Err(refusal) => Step::Reply(result_err(&id, &refusal)),
+                    Err(refusal) => Step::Reply(result_err(id, &refusal)),
                 }
             }
-            Err(refusal) => Step::Reply(result_err(&id, &refusal)),
+            Err(refusal) => Step::Reply(result_err(id, &refusal)),
         },
         other => Step::Reply(result_err(
-            &id,
+            id,
             &Refusal::new(
                 ErrorCode::UnknownOperation,
                 format!("unknown operation {other:?}"),
@@ -568,7 +619,7 @@ async fn group_op(
     service: &Arc<crate::Service>,
     actor: &Actor,
     op_name: &str,
-    params: Value,
+    params: Params<'_>,
 ) -> Result<Value, Refusal> {
     use beckon_proto::frames::{
         CreateGroupParams, GroupIdParams, GroupMemberListParams, GroupMembersParams,
@@ -660,12 +711,12 @@ async fn login(
     session: &mut Session,
     queue_tx: &mpsc::Sender<Outbound>,
     sink: &mut Sink,
-    id: Value,
-    params: Value,
+    id: &RawValue,
+    params: Params<'_>,
 ) -> Step {
     if session.user.is_some() {
         return Step::Reply(result_err(
-            &id,
+            id,
             &Refusal::new(
                 ErrorCode::AlreadyLoggedIn,
                 "this connection is already logged in",
@@ -674,14 +725,14 @@ async fn login(
     }
     let params: LoginParams = match parse(op::LOGIN, params) {
         Ok(params) => params,
-        Err(refusal) => return Step::Reply(result_err(&id, &refusal)),
+        Err(refusal) => return Step::Reply(result_err(id, &refusal)),
     };
     if let Err(refusal) = beckon_core::check_user_id("userID", &params.user_id) {
-        return Step::Reply(result_err(&id, &refusal));
+        return Step::Reply(result_err(id, &refusal));
     }
     if params.sdk_app_id != state.key.sdk_app_id() {
         return Step::Reply(result_err(
-            &id,
+            id,
             &Refusal::new(
                 ErrorCode::SdkAppIdMismatch,
                 format!("this server serves SDKAppID {}", state.key.sdk_app_id()),
@@ -693,18 +744,18 @@ async fn login(
         Ok(expiry) => expiry,
         Err(error) => {
             let code = ErrorCode::from_u32(error.code()).unwrap_or(ErrorCode::UserSigMalformed);
-            return Step::Reply(result_err(&id, &Refusal::new(code, error.to_string())));
+            return Step::Reply(result_err(id, &Refusal::new(code, error.to_string())));
         }
     };
     let instance_id = match params.instance_id {
         Some(instance) => match beckon_core::check_invite_id("instanceID", &instance) {
             Ok(()) => instance,
-            Err(refusal) => return Step::Reply(result_err(&id, &refusal)),
+            Err(refusal) => return Step::Reply(result_err(id, &refusal)),
         },
         None => uuid::Uuid::new_v4().to_string(),
     };
     if let Err(refusal) = state.service.ensure_user(&params.user_id).await {
-        return Step::Reply(result_err(&id, &refusal));
+        return Step::Reply(result_err(id, &refusal));
     }
     let handle = Arc::new(ConnHandle {
         id: state.registry.next_id(),
@@ -726,7 +777,7 @@ async fn login(
         Ok(snapshot) => snapshot,
         Err(refusal) => {
             state.registry.unregister(&params.user_id, handle.id);
-            return Step::Reply(result_err(&id, &refusal));
+            return Step::Reply(result_err(id, &refusal));
         }
     };
     let result = LoginResult {
@@ -748,7 +799,7 @@ async fn login(
             + Duration::from_secs(remaining.min(10 * 365 * 24 * 3600)),
     });
     session.last_delivered = snapshot.head;
-    if !write(sink, result_ok(&id, &result).frame).await {
+    if !write(sink, result_ok(id, &result).frame).await {
         return Step::Close(CloseCode::SlowConsumer, "could not write the login result");
     }
     if let Some(backlog) = snapshot.backlog {

@@ -24,7 +24,7 @@ pub use journal::LEGACY_JOURNAL_FILE;
 pub use log_file::LOG_DIR;
 
 pub use reader::LoginSnapshot;
-pub use writer::{Deliver, Delivery, JobReport, WriteJob, WriteOp};
+pub use writer::{Deliver, Delivery, JobReport, ReportedMessage, WriteJob, WriteOp};
 
 use beckon_core::Invitation;
 use std::path::{Path, PathBuf};

@@ -136,7 +136,7 @@ async fn journal_rows_a_crash_left_unindexed_are_applied_once() {
     assert_eq!(bob_head(&store).await, 2, "the journaled event is indexed");
     // Numbering goes on from the replayed numbers.
     let report = store.write(message_job("m3", 3)).await.expect("commits");
-    assert_eq!(report.messages[0].sequence, 3);
+    assert_eq!(report.messages[0].stored.sequence, 3);
     assert_eq!(bob_head(&store).await, 3);
     close(store).await;
 
@@ -177,7 +177,7 @@ async fn a_journal_row_written_as_json_by_an_earlier_version_is_applied() {
         "the old journal is removed once applied"
     );
     let report = store.write(message_job("m3", 3)).await.expect("commits");
-    assert_eq!(report.messages[0].sequence, 3);
+    assert_eq!(report.messages[0].stored.sequence, 3);
     close(store).await;
 
     let store = open(dir.path());

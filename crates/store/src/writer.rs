@@ -12,6 +12,8 @@ use crate::committer::{Prepared, Reply};
 use crate::journal::{self, Record};
 use crate::{now_ms, StoreConfig, StoreError};
 use beckon_core::{ConversationRef, Invitation, Notification, StoredMessage};
+use beckon_proto::frames::MessageView;
+use beckon_proto::json_write::JsonString;
 use beckon_proto::signaling::event;
 use foldhash::HashMap;
 use rusqlite::{Connection, OptionalExtension};
@@ -95,7 +97,23 @@ pub struct JobReport {
     /// The invitation ID was already taken; nothing of the job was applied.
     pub conflict: bool,
     /// Messages the job appended or rewrote, as stored.
-    pub messages: Vec<StoredMessage>,
+    pub messages: Vec<ReportedMessage>,
+}
+
+/// A message a job appended or rewrote, with its payload's data escaped once: the writer
+/// renders every participant's event from it, and the server the actor's result.
+#[derive(Debug, Clone)]
+pub struct ReportedMessage {
+    pub stored: StoredMessage,
+    /// [`StoredMessage::escaped_payload`] of `stored`.
+    pub escaped_payload: JsonString,
+}
+
+impl ReportedMessage {
+    /// The message as `reader` sees it, borrowed from this one.
+    pub fn view_for(&self, reader: &str) -> MessageView<'_> {
+        self.stored.view_for(reader, &self.escaped_payload)
+    }
 }
 
 /// Where committed events go: called on the store's committer thread after each journal
@@ -435,7 +453,7 @@ impl Writer {
                     // The message's record goes before its events', as the journal has always
                     // held them; it is built last so that it can take the job's values.
                     let at = batch.records.len();
-                    self.message_events(
+                    let escaped_payload = self.message_events(
                         &source,
                         batch,
                         &stored,
@@ -461,7 +479,10 @@ impl Writer {
                     if creates_invitation {
                         self.remember_message(batch, &stored);
                     }
-                    report.messages.push(stored);
+                    report.messages.push(ReportedMessage {
+                        stored,
+                        escaped_payload,
+                    });
                 }
                 WriteOp::RewriteMessage {
                     message_id,
@@ -479,7 +500,7 @@ impl Writer {
                             message_id,
                             payload_data,
                         });
-                        self.message_events(
+                        let escaped_payload = self.message_events(
                             &source,
                             batch,
                             &stored,
@@ -488,7 +509,10 @@ impl Writer {
                             event::MESSAGE_MODIFIED,
                         )?;
                         self.remember_message(batch, &stored);
-                        report.messages.push(stored);
+                        report.messages.push(ReportedMessage {
+                            stored,
+                            escaped_payload,
+                        });
                     }
                 }
                 WriteOp::Notify(notification) => {
@@ -538,7 +562,8 @@ impl Writer {
     }
 
     /// Tells every participant about a message (`name`: received or modified), rendered for
-    /// each; the acting device of `actor` is skipped.
+    /// each; the acting device of `actor` is skipped. Returns the escaped payload the frames
+    /// share.
     fn message_events(
         &mut self,
         source: &Source,
@@ -547,17 +572,25 @@ impl Writer {
         participants: &[String],
         actor: &str,
         name: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<JsonString, StoreError> {
         let kept = message_ref(name, &stored.id);
-        let escaped = stored
-            .escaped_payload()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let escaped = stored.escaped_payload();
         for participant in participants {
             let skip = participant == actor;
-            let render = |seq| event_frame(name, seq, &[stored.view_for(participant, &escaped)]);
+            let render = |seq| {
+                let view = stored.view_for(participant, &escaped);
+                beckon_proto::json_write::event_json_with(name, seq, |out| {
+                    out.push(b'[');
+                    view.write_json(out);
+                    out.push(b']');
+                    Ok(())
+                })
+                .map(Arc::from)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))
+            };
             self.push_event(source, batch, participant, skip, render, Some(&kept))?;
         }
-        Ok(())
+        Ok(escaped)
     }
 
     /// Numbers (unless live-only), records and queues one event; `render` writes its frame
