@@ -21,6 +21,7 @@ pub enum ConversationRef {
 
 /// Separator in storage keys; a control character can never occur in a user or group ID.
 const KEY_SEPARATOR: char = '\u{1f}';
+const KEY_SEPARATOR_STR: &str = "\u{1f}";
 
 impl ConversationRef {
     /// The one-to-one conversation between `a` and `b`.
@@ -49,8 +50,10 @@ impl ConversationRef {
     /// Unique storage key of the conversation.
     pub fn key(&self) -> String {
         match self {
-            Self::C2C { low, high } => format!("c{KEY_SEPARATOR}{low}{KEY_SEPARATOR}{high}"),
-            Self::Group { group_id } => format!("g{KEY_SEPARATOR}{group_id}"),
+            Self::C2C { low, high } => {
+                ["c", KEY_SEPARATOR_STR, low, KEY_SEPARATOR_STR, high].concat()
+            }
+            Self::Group { group_id } => ["g", KEY_SEPARATOR_STR, group_id].concat(),
         }
     }
 
@@ -82,9 +85,9 @@ impl ConversationRef {
         match self {
             Self::C2C { low, high } => {
                 let peer = if reader == low { high } else { low };
-                format!("C2C{peer}")
+                ["C2C", peer.as_str()].concat()
             }
-            Self::Group { group_id } => format!("GROUP{group_id}"),
+            Self::Group { group_id } => ["GROUP", group_id.as_str()].concat(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! escapes every key and value byte by byte. Unit tests check the output is serde_json's.
 
 use crate::frames::{ActionResultView, MessageView};
+use crate::signaling::SignalingInfo;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -100,6 +101,35 @@ pub fn serde_data<T: Serialize + ?Sized>(
     data: &T,
 ) -> impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()> + '_ {
     move |out| serde_json::to_writer(out, data)
+}
+
+/// [`SignalingInfo::to_payload_data`]: the JSON serde_json gives for it.
+pub(crate) fn signaling_info_json(info: &SignalingInfo) -> String {
+    let mut out = Vec::with_capacity(256 + info.data.len());
+    out.extend_from_slice(br#"{"businessID":"#);
+    push_u64(&mut out, u64::from(info.business_id));
+    out.extend_from_slice(br#","timeout":"#);
+    push_u64(&mut out, info.timeout);
+    out.extend_from_slice(br#","data":"#);
+    push_str(&mut out, &info.data);
+    out.extend_from_slice(br#","inviteID":"#);
+    push_str(&mut out, &info.invite_id);
+    out.extend_from_slice(br#","groupID":"#);
+    push_str(&mut out, &info.group_id);
+    out.extend_from_slice(br#","actionType":"#);
+    push_u64(&mut out, u64::from(info.action_type));
+    out.extend_from_slice(br#","inviter":"#);
+    push_str(&mut out, &info.inviter);
+    out.extend_from_slice(br#","inviteeList":["#);
+    for (index, invitee) in info.invitee_list.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        push_str(&mut out, invitee);
+    }
+    out.extend_from_slice(b"]}");
+    // Written from `&str`s and ASCII only.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 impl MessageView<'_> {

@@ -68,10 +68,10 @@ pub struct SignalingInfo {
 }
 
 impl SignalingInfo {
-    /// The exact `payload.data` string of the history message.
+    /// The exact `payload.data` string of the history message: what serde_json gives for
+    /// this struct, written by hand (one is made for every action).
     pub fn to_payload_data(&self) -> String {
-        // A struct of strings, integers and a string list always serializes.
-        serde_json::to_string(self).unwrap_or_default()
+        crate::json_write::signaling_info_json(self)
     }
 
     /// Parses a `payload.data` string; `None` unless it holds both `inviteID` and `actionType`
@@ -130,6 +130,18 @@ mod tests {
             sample().to_payload_data(),
             r#"{"businessID":1,"timeout":30,"data":"{\"k\":1}","inviteID":"abc","groupID":"","actionType":1,"inviter":"alice","inviteeList":["bob"]}"#
         );
+        for invitee_list in [vec![], vec!["b\"o\\b".to_owned(), "✓\u{1}".to_owned()]] {
+            let info = SignalingInfo {
+                invitee_list,
+                group_id: "g\n".into(),
+                timeout: u64::MAX,
+                ..sample()
+            };
+            assert_eq!(
+                info.to_payload_data(),
+                serde_json::to_string(&info).unwrap()
+            );
+        }
     }
 
     #[test]
