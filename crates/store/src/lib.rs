@@ -145,7 +145,7 @@ impl Store {
             indexer.apply(&[], true)?;
             journal::remove_legacy(data_dir)?;
         }
-        let log = log_file::Log::open(
+        let mut log = log_file::Log::open(
             data_dir,
             config.journal_segment_bytes,
             indexer.applied_pos(),
@@ -154,6 +154,7 @@ impl Store {
                 indexer.apply(&[(pos, journal::decode(pos, payload)?)], false)
             },
         )?;
+        log.prepare_spares();
         if replayed > 0 {
             indexer.apply(&[], true)?;
             tracing::info!(
