@@ -21,7 +21,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, ErrorKind, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 /// Directory of the segment files inside the data directory.
 pub const LOG_DIR: &str = "journal";
@@ -81,6 +82,21 @@ struct SparePreparer {
     /// The spare's path, or `None` when preparing it failed.
     done: mpsc::Receiver<Option<PathBuf>>,
     busy: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Set when the journal closes: the thread stops between chunks and removes its file.
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Log {
+    /// Waits for a spare being prepared (at most a chunk), so no thread outlives the journal.
+    fn drop(&mut self) {
+        if let Some(preparer) = &mut self.preparer {
+            preparer.stop.store(true, Ordering::Release);
+            if let Some(thread) = preparer.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 impl Log {
@@ -170,6 +186,8 @@ impl Log {
             done_tx,
             done,
             busy: false,
+            thread: None,
+            stop: Arc::new(AtomicBool::new(false)),
         });
         self.ask_for_spare();
     }
@@ -186,19 +204,22 @@ impl Log {
             return;
         }
         let done_tx = preparer.done_tx.clone();
+        let stop = Arc::clone(&preparer.stop);
         let dir = self.dir.clone();
         let bytes = self.segment_bytes;
         let spawned = std::thread::Builder::new()
             .name("beckon-journal-spare".into())
             .spawn(move || {
-                let spare = write_zeroed_spare(&dir, bytes)
+                let spare = write_zeroed_spare(&dir, bytes, &stop)
                     .map_err(|error| {
                         tracing::warn!(%error, "cannot prepare a journal segment; appending meanwhile");
                     })
-                    .ok();
+                    .ok()
+                    .flatten();
                 let _ = done_tx.send(spare);
             });
         preparer.busy = spawned.is_ok();
+        preparer.thread = spawned.ok();
     }
 
     /// Takes the spares prepared since the last look; true when a spare is ready.
@@ -206,6 +227,9 @@ impl Log {
         if let Some(preparer) = &mut self.preparer {
             while let Ok(done) = preparer.done.try_recv() {
                 preparer.busy = false;
+                if let Some(thread) = preparer.thread.take() {
+                    let _ = thread.join();
+                }
                 self.spares.extend(done);
             }
         }
@@ -340,8 +364,13 @@ impl Log {
     }
 }
 
-/// Writes a spare segment of `bytes` zeros and makes it durable under its spare name.
-fn write_zeroed_spare(dir: &Path, bytes: u64) -> Result<PathBuf, StoreError> {
+/// Writes a spare segment of `bytes` zeros and makes it durable under its spare name; `None`
+/// when `stop` was set first.
+fn write_zeroed_spare(
+    dir: &Path,
+    bytes: u64,
+    stop: &AtomicBool,
+) -> Result<Option<PathBuf>, StoreError> {
     let preparing = dir.join(PREPARING);
     let file = OpenOptions::new()
         .write(true)
@@ -352,6 +381,11 @@ fn write_zeroed_spare(dir: &Path, bytes: u64) -> Result<PathBuf, StoreError> {
     let zeros = vec![0; ZERO_CHUNK_BYTES];
     let mut written = 0;
     while written < bytes {
+        if stop.load(Ordering::Acquire) {
+            drop(file);
+            fs::remove_file(&preparing).map_err(|e| io_error(&preparing, &e))?;
+            return Ok(None);
+        }
         let chunk = usize::try_from(bytes - written)
             .map_or(ZERO_CHUNK_BYTES, |left| left.min(ZERO_CHUNK_BYTES));
         file.write_all_at(&zeros[..chunk], written)
@@ -362,7 +396,7 @@ fn write_zeroed_spare(dir: &Path, bytes: u64) -> Result<PathBuf, StoreError> {
     let spare = dir.join(ZEROED_SPARE);
     fs::rename(&preparing, &spare).map_err(|e| io_error(&preparing, &e))?;
     sync_dir(dir)?;
-    Ok(spare)
+    Ok(Some(spare))
 }
 
 /// Where reading a segment stopped.
@@ -692,6 +726,31 @@ mod tests {
         drop(log);
         let (_, seen) = reopen(dir.path(), small, moved_at - 1);
         assert_eq!(seen, expected(moved_at..=pos));
+    }
+
+    #[test]
+    fn a_journal_closed_while_a_spare_is_prepared_leaves_no_part_of_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let segment = 16 << 20;
+        let (mut log, _) = reopen(dir.path(), segment, 0);
+        log.prepare_spares();
+        let mut pos = 0;
+        while !log.preparer.as_ref().is_some_and(|p| p.busy) {
+            pos += 1;
+            let mut frame = vec![0; HEADER_BYTES];
+            frame.resize(HEADER_BYTES + (64 << 10), 7);
+            log.append(pos, &mut frame).expect("appends");
+        }
+        drop(log);
+        let journal = dir.path().join(LOG_DIR);
+        assert!(!journal.join(PREPARING).exists());
+        // Either finished before the close, whole, or not there at all.
+        let spare = journal.join(ZEROED_SPARE);
+        if spare.exists() {
+            assert_eq!(fs::metadata(&spare).expect("stat").len(), segment);
+        }
+        let (_, seen) = reopen(dir.path(), segment, 0);
+        assert_eq!(seen.len() as u64, pos);
     }
 
     #[test]
