@@ -22,7 +22,8 @@ use std::io::{BufReader, ErrorKind, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 /// Directory of the segment files inside the data directory.
 pub const LOG_DIR: &str = "journal";
@@ -78,11 +79,11 @@ pub(crate) struct Log {
 
 /// The link to the thread that fills a spare with zeros.
 struct SparePreparer {
-    done_tx: mpsc::Sender<Option<PathBuf>>,
-    /// The spare's path, or `None` when preparing it failed.
-    done: mpsc::Receiver<Option<PathBuf>>,
-    busy: bool,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// The thread filling a spare, while there is one; it yields the spare, or `None`.
+    thread: Option<JoinHandle<Option<PathBuf>>>,
+    /// The last preparation failed: not tried again before the next segment starts, so a
+    /// full disk is not asked for 32 MiB at every sync.
+    failed: bool,
     /// Set when the journal closes: the thread stops between chunks and removes its file.
     stop: Arc<AtomicBool>,
 }
@@ -181,12 +182,9 @@ impl Log {
     /// From now on, whenever frames are appended (an eighth of a segment or more) and no
     /// spare is left, fills one with zeros on a thread of its own, for the journal to move to.
     pub(crate) fn prepare_spares(&mut self) {
-        let (done_tx, done) = mpsc::channel();
         self.preparer = Some(SparePreparer {
-            done_tx,
-            done,
-            busy: false,
             thread: None,
+            failed: false,
             stop: Arc::new(AtomicBool::new(false)),
         });
         self.ask_for_spare();
@@ -196,41 +194,40 @@ impl Log {
         let Some(preparer) = &mut self.preparer else {
             return;
         };
-        if preparer.busy
+        if preparer.thread.is_some()
+            || preparer.failed
             || !self.appending
             || !self.spares.is_empty()
             || self.offset < self.segment_bytes / PREPARE_AFTER_FRACTION
         {
             return;
         }
-        let done_tx = preparer.done_tx.clone();
         let stop = Arc::clone(&preparer.stop);
         let dir = self.dir.clone();
         let bytes = self.segment_bytes;
         let spawned = std::thread::Builder::new()
             .name("beckon-journal-spare".into())
             .spawn(move || {
-                let spare = write_zeroed_spare(&dir, bytes, &stop)
+                write_zeroed_spare(&dir, bytes, &stop)
                     .map_err(|error| {
                         tracing::warn!(%error, "cannot prepare a journal segment; appending meanwhile");
                     })
                     .ok()
-                    .flatten();
-                let _ = done_tx.send(spare);
+                    .flatten()
             });
-        preparer.busy = spawned.is_ok();
+        preparer.failed = spawned.is_err();
         preparer.thread = spawned.ok();
     }
 
-    /// Takes the spares prepared since the last look; true when a spare is ready.
+    /// Takes the spare prepared since the last look, if its thread has finished; true when a
+    /// spare is ready.
     fn take_prepared(&mut self) -> bool {
         if let Some(preparer) = &mut self.preparer {
-            while let Ok(done) = preparer.done.try_recv() {
-                preparer.busy = false;
-                if let Some(thread) = preparer.thread.take() {
-                    let _ = thread.join();
+            if let Some(thread) = preparer.thread.take_if(|thread| thread.is_finished()) {
+                match thread.join() {
+                    Ok(Some(spare)) => self.spares.push(spare),
+                    Ok(None) | Err(_) => preparer.failed = true,
                 }
-                self.spares.extend(done);
             }
         }
         !self.spares.is_empty()
@@ -359,6 +356,9 @@ impl Log {
             first_pos: pos,
             path,
         });
+        if let Some(preparer) = &mut self.preparer {
+            preparer.failed = false;
+        }
         self.ask_for_spare();
         Ok(())
     }
@@ -694,19 +694,19 @@ mod tests {
         let mut pos = 0;
         // Nothing is prepared before an eighth of the segment is written.
         while log.offset < small / PREPARE_AFTER_FRACTION {
-            assert!(log.preparer.as_ref().is_some_and(|p| !p.busy));
+            assert!(log.preparer.as_ref().is_some_and(|p| p.thread.is_none()));
             pos += 1;
             append(&mut log, pos);
         }
         assert!(log.appending);
         let preparer = log.preparer.as_mut().expect("preparing");
-        assert!(preparer.busy);
         let spare = preparer
-            .done
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("prepared")
+            .thread
+            .take()
+            .expect("preparing")
+            .join()
+            .expect("joins")
             .expect("written");
-        preparer.busy = false;
         assert_eq!(fs::metadata(&spare).expect("stat").len(), small);
         log.spares.push(spare);
         pos += 1;
@@ -735,7 +735,7 @@ mod tests {
         let (mut log, _) = reopen(dir.path(), segment, 0);
         log.prepare_spares();
         let mut pos = 0;
-        while !log.preparer.as_ref().is_some_and(|p| p.busy) {
+        while log.preparer.as_ref().is_some_and(|p| p.thread.is_none()) {
             pos += 1;
             let mut frame = vec![0; HEADER_BYTES];
             frame.resize(HEADER_BYTES + (64 << 10), 7);
@@ -751,6 +751,49 @@ mod tests {
         }
         let (_, seen) = reopen(dir.path(), segment, 0);
         assert_eq!(seen.len() as u64, pos);
+    }
+
+    #[test]
+    fn a_spare_that_cannot_be_prepared_leaves_the_journal_appending_until_the_next_segment() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let small = 4096;
+        let (mut log, _) = reopen(dir.path(), small, 0);
+        // A directory where the spare is written makes preparing it fail.
+        fs::create_dir(dir.path().join(LOG_DIR).join(PREPARING)).expect("creates");
+        log.prepare_spares();
+        let mut pos = 0;
+        while log.preparer.as_ref().is_some_and(|p| p.thread.is_none()) {
+            pos += 1;
+            append(&mut log, pos);
+        }
+        // Waits for the failed preparation to end (it only has to open its file).
+        while !log
+            .preparer
+            .as_ref()
+            .and_then(|p| p.thread.as_ref())
+            .is_some_and(JoinHandle::is_finished)
+        {
+            std::thread::yield_now();
+        }
+        pos += 1;
+        append(&mut log, pos);
+        assert!(log.preparer.as_ref().is_some_and(|p| p.failed));
+        // Not asked again at every sync: the frames go on being appended.
+        for _ in 0..5 {
+            pos += 1;
+            append(&mut log, pos);
+            assert!(log.preparer.as_ref().is_some_and(|p| p.thread.is_none()));
+        }
+        assert!(log.appending);
+        // A new segment is a new chance.
+        while log.segments.len() == 1 {
+            pos += 1;
+            append(&mut log, pos);
+        }
+        assert!(log.preparer.as_ref().is_some_and(|p| !p.failed));
+        drop(log);
+        let (_, seen) = reopen(dir.path(), small, 0);
+        assert_eq!(seen, expected(1..=pos));
     }
 
     #[test]
