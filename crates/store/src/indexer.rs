@@ -12,7 +12,7 @@ use crate::journal::Record;
 use crate::{now_ms, StoreError};
 use beckon_core::Invitation;
 use foldhash::HashMap;
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -209,31 +209,15 @@ impl Indexer {
             applied = *pos;
         }
         drop(insert_message);
-        let mut insert_invitation = tx.prepare_cached(INSERT_INVITATION)?;
-        let mut update_invitation = tx.prepare_cached(UPDATE_INVITATION)?;
         for change in summed.invitations.values() {
-            let statement = if change.inserted {
-                &mut insert_invitation
-            } else {
-                &mut update_invitation
-            };
-            write_invitation(&tx, statement, change)?;
+            write_invitation(&tx, change)?;
         }
-        drop((insert_invitation, update_invitation));
         for (key, change) in &summed.conversations {
             upsert_conversation(&tx, *key, change)?;
         }
         for (user, events) in &summed.events {
             keep_events(&tx, user, events)?;
         }
-        let mut head = tx.prepare_cached(
-            "INSERT INTO user_heads(user_id, seq) VALUES (?1, ?2)
-             ON CONFLICT(user_id) DO UPDATE SET seq = max(seq, excluded.seq)",
-        )?;
-        for (user, seq) in &summed.heads {
-            head.execute(params![user, *seq as i64])?;
-        }
-        drop(head);
         tx.prepare_cached(
             "INSERT INTO meta(key, value) VALUES ('applied_pos', ?1)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -255,12 +239,23 @@ impl Indexer {
         }
         self.last_prune = Instant::now();
         let cutoff = now_ms().saturating_sub(self.event_retention_ms) as i64;
+        // Runs are in the order written: everything before the first one young enough to keep
+        // goes (a run written out of time order is kept a little longer, never cut short).
+        let keep_from: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT run_id FROM event_runs WHERE newest_ms >= ?1 ORDER BY run_id LIMIT 1",
+                [cutoff],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let keep_from = keep_from.unwrap_or(i64::MAX);
         // In chunks, so a large prune never holds the indexer for long.
         loop {
             let deleted = self.conn.execute(
-                "DELETE FROM event_runs WHERE (user_id, first_seq) IN
-                    (SELECT user_id, first_seq FROM event_runs WHERE newest_ms < ?1 LIMIT ?2)",
-                params![cutoff, PRUNE_CHUNK],
+                "DELETE FROM event_runs WHERE run_id IN
+                    (SELECT run_id FROM event_runs WHERE run_id < ?1 ORDER BY run_id LIMIT ?2)",
+                params![keep_from, PRUNE_CHUNK],
             )?;
             if (deleted as i64) < PRUNE_CHUNK {
                 return Ok(());
@@ -270,13 +265,12 @@ impl Indexer {
 }
 
 /// Row changes summed over one transaction and written once at its end: each invitation's
-/// newest state, a user's newest event number, and each conversation row's unread count and
-/// last message. Under load an invitation is often answered, and a conversation gets several
+/// newest state, a user's events (written as runs), and each conversation row's unread count
+/// and last message. Under load an invitation is often answered, and a conversation gets several
 /// messages, within one transaction; one write then stands for all of them.
 #[derive(Default)]
 struct Summed<'r> {
     invitations: HashMap<&'r str, InvitationChange<'r>>,
-    heads: HashMap<&'r str, u64>,
     /// Each user's events, in order (the writer numbers them in commit order).
     events: HashMap<&'r str, Vec<KeptEvent<'r>>>,
     conversations: HashMap<(&'r str, &'r str), ConversationChange<'r>>,
@@ -291,40 +285,49 @@ struct InvitationChange<'r> {
     pending: Vec<&'r str>,
 }
 
-/// A new invitation's row; a later state is an update in place (no insert attempt that fails
-/// first).
-const INSERT_INVITATION: &str =
-    "INSERT INTO invitations(invite_id, active, body) VALUES (?1, ?2, ?3)
-     ON CONFLICT(invite_id) DO UPDATE SET active = excluded.active, body = excluded.body";
-const UPDATE_INVITATION: &str =
-    "UPDATE invitations SET active = ?2, body = ?3 WHERE invite_id = ?1";
+/// A new invitation's ID, which stays when the invitation ends.
+const INSERT_INVITE_ID: &str = "INSERT OR IGNORE INTO invite_ids(invite_id) VALUES (?1)";
+/// An active invitation's newest state, first stored or updated in place.
+const UPSERT_ACTIVE: &str =
+    "INSERT INTO active_invitations(deadline_ms, invite_id, body) VALUES (?1, ?2, ?3)
+     ON CONFLICT(deadline_ms, invite_id) DO UPDATE SET body = excluded.body";
+const DELETE_ACTIVE: &str =
+    "DELETE FROM active_invitations WHERE deadline_ms = ?1 AND invite_id = ?2";
 const INSERT_MESSAGE: &str =
     "INSERT INTO messages(message_id, conv_key, seq, from_user, time_s, payload_data, excluded)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
-/// Writes an invitation's newest state with `statement`, [`INSERT_INVITATION`] or
-/// [`UPDATE_INVITATION`] as the change is an insert or not.
-fn write_invitation(
-    tx: &Connection,
-    statement: &mut rusqlite::CachedStatement<'_>,
-    change: &InvitationChange<'_>,
-) -> Result<(), StoreError> {
+/// Writes an invitation's newest state: its row among the active ones, or the removal of that
+/// row once it has ended (an invitation that starts and ends in one transaction leaves only
+/// its ID).
+fn write_invitation(tx: &Connection, change: &InvitationChange<'_>) -> Result<(), StoreError> {
     let invitation = change.invitation;
-    let body = serde_json::to_string(invitation).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    statement.execute(params![
-        invitation.invite_id,
-        i64::from(invitation.is_active()),
-        body
-    ])?;
+    let deadline_ms = invitation.deadline_ms as i64;
+    if change.inserted {
+        tx.prepare_cached(INSERT_INVITE_ID)?
+            .execute([&invitation.invite_id])?;
+    }
+    if invitation.is_active() {
+        let body =
+            serde_json::to_string(invitation).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tx.prepare_cached(UPSERT_ACTIVE)?.execute(params![
+            deadline_ms,
+            invitation.invite_id,
+            body
+        ])?;
+    } else if !change.inserted {
+        tx.prepare_cached(DELETE_ACTIVE)?
+            .execute(params![deadline_ms, invitation.invite_id])?;
+    }
     // Most invitations are answered within the transaction that added them: nothing to add.
     if change.pending.is_empty() {
         return Ok(());
     }
     let mut pending = tx.prepare_cached(
-        "INSERT OR IGNORE INTO pending_invitees(user_id, invite_id) VALUES (?1, ?2)",
+        "INSERT OR IGNORE INTO pending_invitees(user_id, deadline_ms, invite_id) VALUES (?1, ?2, ?3)",
     )?;
     for user in &change.pending {
-        pending.execute(params![user, invitation.invite_id])?;
+        pending.execute(params![user, deadline_ms, invitation.invite_id])?;
     }
     Ok(())
 }
@@ -338,12 +341,20 @@ struct ConversationChange<'r> {
     updated_ms: i64,
 }
 
-/// Writes a user's events of one transaction as runs of at most `MAX_EVENTS_PER_RUN`.
+/// Writes a user's events of one transaction as runs of at most `MAX_EVENTS_PER_RUN`, at the
+/// end of the table, each linked to the user's run before it; the user's head then names the
+/// newest.
 fn keep_events(tx: &Connection, user: &str, events: &[KeptEvent<'_>]) -> Result<(), StoreError> {
+    let mut prev_run: Option<i64> = tx
+        .prepare_cached("SELECT last_run FROM user_heads WHERE user_id = ?1")?
+        .query_row([user], |row| row.get(0))
+        .optional()?
+        .flatten();
     let mut insert = tx.prepare_cached(
-        "INSERT INTO event_runs(user_id, first_seq, last_seq, newest_ms, events)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO event_runs(user_id, first_seq, last_seq, newest_ms, prev_run, events)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
+    let mut head = 0;
     for run in events.chunks(MAX_EVENTS_PER_RUN) {
         let (Some(first), Some(last)) = (run.first(), run.last()) else {
             continue;
@@ -354,9 +365,18 @@ fn keep_events(tx: &Connection, user: &str, events: &[KeptEvent<'_>]) -> Result<
             first.seq as i64,
             last.seq as i64,
             newest_ms as i64,
+            prev_run,
             event_runs::encode(run)?
         ])?;
+        prev_run = Some(tx.last_insert_rowid());
+        head = head.max(last.seq);
     }
+    tx.prepare_cached(
+        "INSERT INTO user_heads(user_id, seq, last_run) VALUES (?1, ?2, ?3)
+         ON CONFLICT(user_id) DO UPDATE SET
+            seq = max(seq, excluded.seq), last_run = excluded.last_run",
+    )?
+    .execute(params![user, head as i64, prev_run])?;
     Ok(())
 }
 
@@ -423,9 +443,14 @@ fn apply_record<'r>(
                     // Looked up in the statement cache only when needed: hashing the SQL
                     // for every record was a measurable part of indexing.
                     tx.prepare_cached(
-                        "DELETE FROM pending_invitees WHERE user_id = ?1 AND invite_id = ?2",
+                        "DELETE FROM pending_invitees
+                         WHERE user_id = ?1 AND deadline_ms = ?2 AND invite_id = ?3",
                     )?
-                    .execute(params![user, invitation.invite_id])?;
+                    .execute(params![
+                        user,
+                        invitation.deadline_ms as i64,
+                        invitation.invite_id
+                    ])?;
                 }
             }
         }
@@ -485,8 +510,6 @@ fn apply_record<'r>(
                     created_ms: *created_ms,
                     stored: Cow::Borrowed(stored),
                 });
-            let head = summed.heads.entry(user_id.as_str()).or_insert(0);
-            *head = (*head).max(*seq);
         }
         Record::CreateGroup { group } => {
             tx.prepare_cached(

@@ -9,6 +9,9 @@ use beckon_proto::limits::MAX_CONVERSATIONS;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use std::borrow::Cow;
 
+/// An event a resuming device missed: `(seq, origin instance, frame)`.
+pub type MissedEvent = (u64, Option<String>, String);
+
 /// What a device needs at login, read in one snapshot so that it fits the live events that
 /// follow (every live event has a higher `seq` than `head`).
 #[derive(Debug, Clone, Default)]
@@ -17,7 +20,7 @@ pub struct LoginSnapshot {
     pub head: u64,
     /// Events after the client's `lastSeq`, in order, as `(seq, origin instance, frame)`,
     /// when it resumes.
-    pub backlog: Option<Vec<(u64, Option<String>, String)>>,
+    pub backlog: Option<Vec<MissedEvent>>,
     /// The client gave a `lastSeq` that cannot be resumed from.
     pub resync: bool,
     /// Invitations the user is still pending in (not online-only), oldest first; filled when
@@ -72,7 +75,7 @@ pub(crate) fn active_invitation_bodies(
     chunk: usize,
     mut each: impl FnMut(Bodies) -> bool,
 ) -> Result<(), StoreError> {
-    let mut stmt = conn.prepare("SELECT body FROM invitations WHERE active = 1")?;
+    let mut stmt = conn.prepare("SELECT body FROM active_invitations")?;
     let mut rows = stmt.query([])?;
     let mut bodies = Bodies::with_capacity(chunk);
     while let Some(row) = rows.next()? {
@@ -94,11 +97,9 @@ pub(crate) fn active_invitation_bodies(
 }
 
 pub(crate) fn active_invitation_count(conn: &Connection) -> Result<u64, StoreError> {
-    let count: i64 = conn.query_row(
-        "SELECT count(*) FROM invitations WHERE active = 1",
-        [],
-        |row| row.get(0),
-    )?;
+    let count: i64 = conn.query_row("SELECT count(*) FROM active_invitations", [], |row| {
+        row.get(0)
+    })?;
     Ok(count.unsigned_abs())
 }
 
@@ -110,7 +111,7 @@ pub(crate) fn users(conn: &Connection) -> Result<Vec<String>, StoreError> {
 
 pub(crate) fn invitation_exists(conn: &Connection, invite_id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT 1 FROM invitations WHERE invite_id = ?1")?
+        .prepare_cached("SELECT 1 FROM invite_ids WHERE invite_id = ?1")?
         .query_row([invite_id], |_| Ok(()))
         .optional()?
         .is_some())
@@ -123,11 +124,12 @@ pub(crate) fn login_snapshot(
     last_seq: Option<u64>,
 ) -> Result<LoginSnapshot, StoreError> {
     let tx = conn.unchecked_transaction()?;
-    let head: u64 = tx
-        .prepare_cached("SELECT seq FROM user_heads WHERE user_id = ?1")?
-        .query_row([user_id], |row| row.get::<_, i64>(0))
+    let (head, newest_run): (i64, Option<i64>) = tx
+        .prepare_cached("SELECT seq, last_run FROM user_heads WHERE user_id = ?1")?
+        .query_row([user_id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?
-        .unwrap_or(0) as u64;
+        .unwrap_or((0, None));
+    let head = head as u64;
     let mut snapshot = LoginSnapshot {
         head,
         ..LoginSnapshot::default()
@@ -135,43 +137,19 @@ pub(crate) fn login_snapshot(
     if let Some(last) = last_seq {
         if last == head {
             snapshot.backlog = Some(Vec::new());
-        } else if last < head {
+        } else if last < head && head - last <= config.max_backlog_events as u64 {
             // Resumable only if the first missed event is still kept and younger than the
             // retention period (pruning runs periodically, so age is checked here too).
             let cutoff = now_ms().saturating_sub(config.event_retention_ms);
-            let first_missed = last + 1;
-            // The run holding the first missed event, if it is still kept.
-            let run: Option<(i64, i64, Vec<u8>)> = tx
-                .prepare_cached(
-                    "SELECT first_seq, last_seq, events FROM event_runs
-                     WHERE user_id = ?1 AND first_seq <= ?2 ORDER BY first_seq DESC LIMIT 1",
-                )?
-                .query_row(params![user_id, first_missed as i64], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })
-                .optional()?;
-            let run = run.filter(|(_, last_seq, _)| *last_seq as u64 >= first_missed);
-            let kept = match &run {
-                Some((first_seq, _, bytes)) => {
-                    event_runs::decode(user_id, *first_seq as u64, bytes)?
-                        .iter()
-                        .find(|event| event.seq == first_missed)
-                        .is_some_and(|event| event.created_ms >= cutoff)
-                }
-                None => false,
-            };
-            if let (true, Some((from_seq, _, _))) = (kept, run) {
-                if head - last <= config.max_backlog_events as u64 {
-                    snapshot.backlog = Some(backlog_after(&tx, user_id, from_seq, last)?);
-                }
-            }
+            snapshot.backlog = backlog_after(&tx, user_id, newest_run, last, cutoff)?;
         }
         snapshot.resync = snapshot.backlog.is_none();
     }
     if snapshot.backlog.is_none() {
         let mut stmt = tx.prepare_cached(
-            "SELECT i.body FROM pending_invitees p JOIN invitations i ON i.invite_id = p.invite_id
-             WHERE p.user_id = ?1 AND i.active = 1",
+            "SELECT a.body FROM pending_invitees p JOIN active_invitations a
+                 ON a.deadline_ms = p.deadline_ms AND a.invite_id = p.invite_id
+             WHERE p.user_id = ?1",
         )?;
         let rows = stmt.query_map([user_id], |row| row.get::<_, String>(0))?;
         for body in rows {
@@ -189,30 +167,65 @@ pub(crate) fn login_snapshot(
 /// Marks a stored message event that holds a reference (`\u{1}name\u{1}messageID`), not a frame.
 pub(crate) const MESSAGE_REF: char = '\u{1}';
 
-/// The user's kept events after `last`, in order, from the runs starting at `from_seq` on.
+/// The user's kept events after `last`, in order, found by walking back from the user's newest
+/// run; `None` when the first missed one is no longer kept (pruned, or older than `cutoff`).
+/// The caller bounds the walk: every run holds at least one of the missed events.
 fn backlog_after(
     conn: &Connection,
     user: &str,
-    from_seq: i64,
+    newest_run: Option<i64>,
     last: u64,
-) -> Result<Vec<(u64, Option<String>, String)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT first_seq, events FROM event_runs WHERE user_id = ?1 AND first_seq >= ?2
-         ORDER BY first_seq",
+    cutoff: u64,
+) -> Result<Option<Vec<MissedEvent>>, StoreError> {
+    let first_missed = last + 1;
+    let mut read = conn.prepare_cached(
+        "SELECT user_id, first_seq, prev_run, events FROM event_runs WHERE run_id = ?1",
     )?;
-    let mut rows = stmt.query(params![user, from_seq])?;
+    // Newest first.
+    let mut runs = Vec::new();
+    let mut next = newest_run;
+    loop {
+        let Some(run_id) = next else {
+            return Ok(None);
+        };
+        let row: Option<(String, i64, Option<i64>, Vec<u8>)> = read
+            .query_row([run_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .optional()?;
+        // Pruned: the missed events are no longer all kept.
+        let Some((owner, first_seq, prev_run, bytes)) = row else {
+            return Ok(None);
+        };
+        // Runs are never renumbered, and each links to an earlier one.
+        if owner != user || prev_run.is_some_and(|prev| prev >= run_id) {
+            return Err(StoreError::Corrupt(format!(
+                "the events of {user} link to run {run_id}, which is not theirs"
+            )));
+        }
+        runs.push(event_runs::decode(user, first_seq as u64, &bytes)?);
+        if first_seq as u64 <= first_missed {
+            break;
+        }
+        next = prev_run;
+    }
+    let kept = runs
+        .last()
+        .and_then(|oldest| oldest.iter().find(|event| event.seq == first_missed))
+        .is_some_and(|event| event.created_ms >= cutoff);
+    if !kept {
+        return Ok(None);
+    }
     let mut backlog = Vec::new();
-    while let Some(row) = rows.next()? {
-        let first_seq: i64 = row.get(0)?;
-        let bytes: Vec<u8> = row.get(1)?;
-        for event in event_runs::decode(user, first_seq as u64, &bytes)? {
+    for run in runs.into_iter().rev() {
+        for event in run {
             if event.seq > last {
                 let frame = expand(conn, user, event.seq, event.stored.into_owned())?;
                 backlog.push((event.seq, event.origin.map(Cow::into_owned), frame));
             }
         }
     }
-    Ok(backlog)
+    Ok(Some(backlog))
 }
 
 /// The frame to send for a stored event: references are rendered for `user` as they are now

@@ -6,10 +6,20 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Schema version stored in `PRAGMA user_version`; bump with a migration when tables change.
-/// Version 2 added `meta` (the journal position applied); version 3 keeps events in runs
-/// (`event_runs`) instead of a row each (`events`). Older databases upgrade in place.
-const SCHEMA_VERSION: i64 = 3;
+/// Version 2 added `meta` (the journal position applied); version 3 kept events in runs
+/// instead of a row each; version 4 keeps active invitations in deadline order apart from the
+/// IDs ever used, and runs of events in the order written, each linked to its user's previous
+/// run. Older databases upgrade in place.
+const SCHEMA_VERSION: i64 = 4;
 
+/// Tables of older versions that version 4 replaces: renamed out of the way before the new ones
+/// are created, copied over, then dropped.
+const REPLACED_TABLES: [&str; 3] = ["invitations", "pending_invitees", "event_runs"];
+const OLD_SUFFIX: &str = "_before_v4";
+
+// Rows a timeout or an event touches are kept in the order those happen, so that a second's
+// worth of them shares a few pages at the ends of each table instead of dirtying a page of its
+// own in a table of a million rows (see docs/benchmarks.md).
 const SCHEMA: &str = "
 -- applied_pos: the newest journal position these tables include.
 CREATE TABLE IF NOT EXISTS meta (
@@ -22,38 +32,50 @@ CREATE TABLE IF NOT EXISTS users (
     created_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 
--- body is the JSON of beckon_core::Invitation; active rows are loaded at start-up.
-CREATE TABLE IF NOT EXISTS invitations (
-    invite_id TEXT PRIMARY KEY,
-    active INTEGER NOT NULL,
-    body TEXT NOT NULL
+-- Every invitation ID ever used, so that a client-chosen one is never reused; the server's
+-- own are time-ordered, so new rows land at the end.
+CREATE TABLE IF NOT EXISTS invite_ids (
+    invite_id TEXT PRIMARY KEY
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS invitations_active ON invitations(active) WHERE active = 1;
 
--- Which invitations each user is still pending in: the login replay reads this.
+-- Active invitations only, in deadline order; body is the JSON of beckon_core::Invitation.
+-- An invitation's row goes when it ends. Loaded at start-up.
+CREATE TABLE IF NOT EXISTS active_invitations (
+    deadline_ms INTEGER NOT NULL,
+    invite_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (deadline_ms, invite_id)
+) WITHOUT ROWID;
+
+-- Which active invitations each user is still pending in: the login replay reads this.
 CREATE TABLE IF NOT EXISTS pending_invitees (
     user_id TEXT NOT NULL,
+    deadline_ms INTEGER NOT NULL,
     invite_id TEXT NOT NULL,
-    PRIMARY KEY (user_id, invite_id)
+    PRIMARY KEY (user_id, deadline_ms, invite_id)
 ) WITHOUT ROWID;
 
--- Newest event number per user; kept apart from events so pruning never resets numbering.
+-- Newest event number per user and the run holding it; kept apart from the runs so pruning
+-- never resets numbering.
 CREATE TABLE IF NOT EXISTS user_heads (
     user_id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL,
+    last_run INTEGER
 ) WITHOUT ROWID;
 
--- Numbered events kept for resumption, a run of one user's consecutive events per row
--- (see event_runs.rs); newest_ms is the run's newest event, which pruning goes by.
+-- Numbered events kept for resumption, a run of one user's consecutive events per row (see
+-- event_runs.rs), in the order written; prev_run is the same user's previous run, which a
+-- resume walks back along. newest_ms is the run's newest event: pruning deletes from the
+-- front up to the first run young enough to keep.
 CREATE TABLE IF NOT EXISTS event_runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
     user_id TEXT NOT NULL,
     first_seq INTEGER NOT NULL,
     last_seq INTEGER NOT NULL,
     newest_ms INTEGER NOT NULL,
-    events BLOB NOT NULL,
-    PRIMARY KEY (user_id, first_seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS event_runs_newest ON event_runs(newest_ms);
+    prev_run INTEGER,
+    events BLOB NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT PRIMARY KEY,
@@ -126,47 +148,131 @@ pub(crate) fn open_indexer(path: &Path) -> Result<Connection, StoreError> {
         )));
     }
     let tx = conn.unchecked_transaction()?;
+    if version < SCHEMA_VERSION {
+        for table in REPLACED_TABLES {
+            if table_exists(&tx, table)? {
+                tx.execute_batch(&format!(
+                    "ALTER TABLE {table} RENAME TO {table}{OLD_SUFFIX}"
+                ))?;
+            }
+        }
+    }
     tx.execute_batch(SCHEMA)?;
-    move_events_into_runs(&tx)?;
+    if version < SCHEMA_VERSION {
+        upgrade_to_v4(&tx)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(conn)
 }
 
-/// Upgrades a version 2 database: each kept event becomes a run of one.
-fn move_events_into_runs(conn: &Connection) -> Result<(), StoreError> {
-    let old_table: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')",
+fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [name],
+        |row| row.get(0),
+    )?)
+}
+
+/// Brings the tables of a version 2 or 3 database (renamed with `OLD_SUFFIX`) into the
+/// version 4 ones, then drops them.
+fn upgrade_to_v4(conn: &Connection) -> Result<(), StoreError> {
+    let has_last_run: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('user_heads') WHERE name = 'last_run')",
         [],
         |row| row.get(0),
     )?;
-    if !old_table {
-        return Ok(());
+    if !has_last_run {
+        conn.execute_batch("ALTER TABLE user_heads ADD COLUMN last_run INTEGER")?;
     }
-    let mut read = conn.prepare("SELECT user_id, seq, origin, created_ms, frame FROM events")?;
+    let invitations = format!("invitations{OLD_SUFFIX}");
+    if table_exists(conn, &invitations)? {
+        let deadline = "CAST(json_extract(i.body, '$.deadline_ms') AS INTEGER)";
+        conn.execute_batch(&format!(
+            "INSERT OR IGNORE INTO invite_ids(invite_id) SELECT invite_id FROM {invitations};
+             INSERT INTO active_invitations(deadline_ms, invite_id, body)
+                 SELECT {deadline}, i.invite_id, i.body FROM {invitations} i WHERE i.active = 1;"
+        ))?;
+        let pending = format!("pending_invitees{OLD_SUFFIX}");
+        if table_exists(conn, &pending)? {
+            conn.execute_batch(&format!(
+                "INSERT OR IGNORE INTO pending_invitees(user_id, deadline_ms, invite_id)
+                     SELECT p.user_id, {deadline}, p.invite_id FROM {pending} p
+                     JOIN {invitations} i ON i.invite_id = p.invite_id WHERE i.active = 1"
+            ))?;
+        }
+        conn.execute_batch(&format!("DROP TABLE {invitations}"))?;
+    }
+    conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS pending_invitees{OLD_SUFFIX}"
+    ))?;
+    link_old_runs(conn)
+}
+
+/// Copies the events an older version kept (runs in version 3, a row per event in version 2)
+/// into linked runs, each user's in order; heads point at their user's newest run.
+fn link_old_runs(conn: &Connection) -> Result<(), StoreError> {
+    let old_runs = format!("event_runs{OLD_SUFFIX}");
+    let source = if table_exists(conn, &old_runs)? {
+        format!(
+            "SELECT user_id, first_seq, last_seq, newest_ms, events, NULL, NULL
+             FROM {old_runs} ORDER BY user_id, first_seq"
+        )
+    } else if table_exists(conn, "events")? {
+        "SELECT user_id, seq, seq, created_ms, NULL, origin, frame FROM events
+         ORDER BY user_id, seq"
+            .to_owned()
+    } else {
+        return Ok(());
+    };
+    let mut read = conn.prepare(&source)?;
     let mut insert = conn.prepare(
-        "INSERT INTO event_runs(user_id, first_seq, last_seq, newest_ms, events)
-         VALUES (?1, ?2, ?2, ?3, ?4)",
+        "INSERT INTO event_runs(user_id, first_seq, last_seq, newest_ms, prev_run, events)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
+    let mut set_head = conn.prepare("UPDATE user_heads SET last_run = ?2 WHERE user_id = ?1")?;
     let mut rows = read.query([])?;
+    let mut last: Option<(String, i64)> = None;
     while let Some(row) = rows.next()? {
         let user: String = row.get(0)?;
-        let seq: i64 = row.get(1)?;
-        let origin: Option<String> = row.get(2)?;
-        let created_ms: i64 = row.get(3)?;
-        let stored: String = row.get(4)?;
-        let run = crate::event_runs::encode(&[crate::event_runs::KeptEvent {
-            seq: seq as u64,
-            origin: origin.map(Into::into),
-            created_ms: created_ms as u64,
-            stored: stored.into(),
-        }])?;
-        insert.execute(rusqlite::params![user, seq, created_ms, run])?;
+        let first_seq: i64 = row.get(1)?;
+        let newest_ms: i64 = row.get(3)?;
+        let events: Vec<u8> = match row.get::<_, Option<Vec<u8>>>(4)? {
+            Some(run) => run,
+            // A version 2 event: a run of one.
+            None => crate::event_runs::encode(&[crate::event_runs::KeptEvent {
+                seq: first_seq as u64,
+                origin: row.get::<_, Option<String>>(5)?.map(Into::into),
+                created_ms: newest_ms as u64,
+                stored: row.get::<_, String>(6)?.into(),
+            }])?,
+        };
+        let prev_run = match &last {
+            Some((last_user, run)) if *last_user == user => Some(*run),
+            Some((last_user, run)) => {
+                set_head.execute(rusqlite::params![last_user, run])?;
+                None
+            }
+            None => None,
+        };
+        insert.execute(rusqlite::params![
+            user,
+            first_seq,
+            row.get::<_, i64>(2)?,
+            newest_ms,
+            prev_run,
+            events
+        ])?;
+        last = Some((user, conn.last_insert_rowid()));
+    }
+    if let Some((user, run)) = last {
+        set_head.execute(rusqlite::params![user, run])?;
     }
     drop(rows);
-    drop(read);
-    drop(insert);
-    conn.execute_batch("DROP TABLE events")?;
+    drop((read, insert, set_head));
+    conn.execute_batch(&format!(
+        "DROP TABLE IF EXISTS {old_runs}; DROP TABLE IF EXISTS events;"
+    ))?;
     Ok(())
 }
 

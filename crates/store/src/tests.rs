@@ -328,7 +328,7 @@ async fn an_unreadable_active_invitation_fails_the_load_instead_of_ending_it() {
     let spoil = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
     spoil
         .execute(
-            "UPDATE invitations SET body = '{not json' WHERE invite_id = 'call-004500'",
+            "UPDATE active_invitations SET body = '{not json' WHERE invite_id = 'call-004500'",
             [],
         )
         .expect("updates");
@@ -502,6 +502,8 @@ async fn events_kept_one_per_row_by_an_earlier_version_stay_resumable() {
     tables
         .execute_batch(&format!(
             "DROP TABLE event_runs;
+             DROP TABLE user_heads;
+             CREATE TABLE user_heads (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
              CREATE TABLE events (user_id TEXT NOT NULL, seq INTEGER NOT NULL, origin TEXT,
                  created_ms INTEGER NOT NULL, frame TEXT NOT NULL, PRIMARY KEY (user_id, seq))
                  WITHOUT ROWID;
@@ -565,5 +567,156 @@ async fn an_unreadable_run_of_events_fails_the_resume_instead_of_skipping_events
         matches!(&error, StoreError::Corrupt(m) if m.contains("events of bob from 1")),
         "{error:?}"
     );
+    close(store).await;
+}
+
+#[tokio::test]
+async fn a_version_3_database_keeps_its_invitations_and_resumable_events() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    close(open(dir.path())).await;
+    // What a version 3 database held: every invitation by ID with an active flag, pending rows
+    // by (user, invitation), events in runs by (user, first event), heads without runs.
+    let ringing = pending_invitation(1);
+    let mut answered = pending_invitation(2);
+    answered.invitees[0].state = beckon_core::InviteeState::Accepted;
+    let body = |invitation: &Invitation| serde_json::to_string(invitation).expect("encodes");
+    let run = |first: u64, last: u64| {
+        let events: Vec<_> = (first..=last)
+            .map(|seq| event_runs::KeptEvent {
+                seq,
+                origin: None,
+                created_ms: now_ms(),
+                stored: format!("f{seq}").into(),
+            })
+            .collect();
+        event_runs::encode(&events).expect("encodes")
+    };
+    let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    tables
+        .execute_batch(
+            "DROP TABLE invite_ids; DROP TABLE active_invitations; DROP TABLE pending_invitees;
+             DROP TABLE user_heads; DROP TABLE event_runs;
+             CREATE TABLE invitations (invite_id TEXT PRIMARY KEY, active INTEGER NOT NULL,
+                 body TEXT NOT NULL) WITHOUT ROWID;
+             CREATE INDEX invitations_active ON invitations(active) WHERE active = 1;
+             CREATE TABLE pending_invitees (user_id TEXT NOT NULL, invite_id TEXT NOT NULL,
+                 PRIMARY KEY (user_id, invite_id)) WITHOUT ROWID;
+             CREATE TABLE user_heads (user_id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE event_runs (user_id TEXT NOT NULL, first_seq INTEGER NOT NULL,
+                 last_seq INTEGER NOT NULL, newest_ms INTEGER NOT NULL, events BLOB NOT NULL,
+                 PRIMARY KEY (user_id, first_seq)) WITHOUT ROWID;
+             CREATE INDEX event_runs_newest ON event_runs(newest_ms);
+             INSERT INTO user_heads VALUES ('bob', 5), ('carol', 1);
+             PRAGMA user_version = 3;",
+        )
+        .expect("writes the old schema");
+    for (invitation, active) in [(&ringing, 1), (&answered, 0)] {
+        tables
+            .execute(
+                "INSERT INTO invitations VALUES (?1, ?2, ?3)",
+                rusqlite::params![invitation.invite_id, active, body(invitation)],
+            )
+            .expect("inserts");
+    }
+    tables
+        .execute(
+            "INSERT INTO pending_invitees VALUES ('bob', ?1)",
+            [&ringing.invite_id],
+        )
+        .expect("inserts");
+    // Carol's run sorts between bob's, as it did by (user, first event).
+    for (user, first, last) in [("bob", 1, 3), ("carol", 1, 1), ("bob", 4, 5)] {
+        tables
+            .execute(
+                "INSERT INTO event_runs VALUES (?1, ?2, ?3, ?4, ?5)",
+                rusqlite::params![user, first, last, now_ms() as i64, run(first, last)],
+            )
+            .expect("inserts");
+    }
+    drop(tables);
+
+    let store = open(dir.path());
+    let snapshot = store
+        .login_snapshot("bob".into(), None)
+        .await
+        .expect("reads");
+    assert_eq!(snapshot.pending, std::slice::from_ref(&ringing));
+    assert_eq!(snapshot.head, 5);
+    assert_eq!(
+        load_active(&store).await.expect("loads"),
+        std::slice::from_ref(&ringing)
+    );
+    for id in [&ringing.invite_id, &answered.invite_id] {
+        assert!(store.invitation_exists(id.clone()).await.expect("reads"));
+    }
+    for last in 0..5 {
+        assert_eq!(
+            bob_backlog_after(&store, last).await,
+            Some((last + 1..=5).collect::<Vec<_>>()),
+            "resuming after {last}"
+        );
+    }
+    // New events link on to the migrated ones, and the ringing invitation can still end.
+    store.write(message_job("m1", 1)).await.expect("commits");
+    assert_eq!(bob_backlog_after(&store, 2).await, Some(vec![3, 4, 5, 6]));
+    let mut timed_out = ringing.clone();
+    timed_out.invitees[0].state = beckon_core::InviteeState::Timeout;
+    store
+        .write(WriteJob {
+            ops: vec![WriteOp::UpdateInvitation {
+                invitation: timed_out,
+                resolved: vec!["bob".into()],
+            }],
+            origin: None,
+            live_only: false,
+        })
+        .await
+        .expect("commits");
+    let snapshot = store
+        .login_snapshot("bob".into(), None)
+        .await
+        .expect("reads");
+    assert!(snapshot.pending.is_empty(), "{:?}", snapshot.pending);
+    assert_eq!(store.active_invitation_count().await.expect("counts"), 0);
+    close(store).await;
+    let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    let old_tables: i64 = tables
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '%before_v4'
+                 OR name IN ('invitations', 'invitations_active', 'event_runs_newest')",
+            [],
+            |row| row.get(0),
+        )
+        .expect("reads");
+    assert_eq!(old_tables, 0, "the old tables are gone");
+}
+
+#[tokio::test]
+async fn a_resume_past_pruned_runs_asks_for_a_resync() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    // A read waits for what was written to be indexed: each message becomes a run of its own.
+    for n in 1..=3 {
+        store
+            .write(message_job(&format!("m{n}"), n))
+            .await
+            .expect("commits");
+        assert_eq!(
+            bob_backlog_after(&store, 0).await,
+            Some((1..=n).collect::<Vec<_>>())
+        );
+    }
+    // Pruning deletes from the front: bob's first run goes.
+    let prune = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    prune
+        .execute(
+            "DELETE FROM event_runs WHERE run_id =
+                 (SELECT min(run_id) FROM event_runs WHERE user_id = 'bob')",
+            [],
+        )
+        .expect("deletes");
+    drop(prune);
+    assert_eq!(bob_backlog_after(&store, 0).await, None);
+    assert_eq!(bob_backlog_after(&store, 1).await, Some(vec![2, 3]));
     close(store).await;
 }
