@@ -7,7 +7,7 @@
 //! passes their records to the indexer, counts them committed, hands their events to the
 //! server and answers their jobs.
 
-use crate::indexer::Synced;
+use crate::indexer::{Backlog, Synced};
 use crate::log_file::Log;
 use crate::writer::{Deliver, Delivery, JobReport};
 use crate::StoreError;
@@ -36,6 +36,8 @@ pub(crate) struct CommitLinks {
     /// hand-off fewer between the disk and the recipients' connections.
     pub(crate) deliveries: Arc<dyn Deliver>,
     pub(crate) indexer: mpsc::SyncSender<Synced>,
+    /// Records the indexer has yet to apply: waited on before more are queued.
+    pub(crate) backlog: Arc<Backlog>,
     /// Newest position the indexer has made durable: journal segments up to it can go.
     pub(crate) durable: Arc<AtomicU64>,
     /// Newest position committed to the journal; readers wait until it is applied.
@@ -95,7 +97,11 @@ impl Committer {
         }
         if let Some(&(newest, _)) = synced.last() {
             // Queued before it counts as committed: a reader that sees it committed finds it
-            // in the indexer's queue (see Indexer::gather).
+            // in the indexer's queue (see Indexer::gather). A full queue holds the answers
+            // back until the indexer catches up.
+            self.links
+                .backlog
+                .add(synced.iter().map(|(_, records)| records.len()).sum());
             if self.links.indexer.send(synced).is_err() {
                 // Durable, but the tables will not show it until a restart replays the
                 // journal: stop serving.

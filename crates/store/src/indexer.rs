@@ -15,9 +15,61 @@ use foldhash::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// Most records handed to the indexer and not yet applied before the committer waits: a burst
+/// it cannot keep up with then slows the writers instead of piling up in memory (creating a
+/// million invitations once held about a gigabyte of records here). About two full commits.
+const MAX_QUEUED_RECORDS: usize = 2 * MAX_RECORDS_PER_COMMIT;
+
+/// The count of records queued for the indexer, which bounds the committer.
+#[derive(Default)]
+pub(crate) struct Backlog {
+    state: Mutex<BacklogState>,
+    drained: Condvar,
+}
+
+#[derive(Default)]
+struct BacklogState {
+    records: usize,
+    /// The indexer has stopped: nobody will drain the queue.
+    closed: bool,
+    /// Committers waiting for room (one at most; counted for tests).
+    waiting: usize,
+}
+
+impl Backlog {
+    /// Counts `records` about to be queued, first waiting while the queue is full (a batch
+    /// larger than the bound goes into an empty queue).
+    pub(crate) fn add(&self, records: usize) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while !state.closed && state.records > 0 && state.records + records > MAX_QUEUED_RECORDS {
+            state.waiting += 1;
+            state = self
+                .drained
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+            state.waiting -= 1;
+        }
+        state.records += records;
+    }
+
+    fn remove(&self, records: usize) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.records = state.records.saturating_sub(records);
+        self.drained.notify_all();
+    }
+
+    fn close(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .closed = true;
+        self.drained.notify_all();
+    }
+}
 
 /// A committed journal batch for the indexer.
 pub(crate) type Batch = (u64, Vec<Record>);
@@ -57,6 +109,8 @@ pub(crate) struct Indexer {
     last_prune: Instant,
     /// Set by a reader waiting for committed records: apply what is queued now.
     pub(crate) reader_waits: Arc<AtomicBool>,
+    /// Records queued and not yet applied; the committer waits on it.
+    pub(crate) backlog: Arc<Backlog>,
 }
 
 impl Indexer {
@@ -83,6 +137,7 @@ impl Indexer {
                 last_durable: Instant::now(),
                 last_prune: Instant::now(),
                 reader_waits: Arc::new(AtomicBool::new(false)),
+                backlog: Arc::new(Backlog::default()),
             },
             applied_rx,
         ))
@@ -115,13 +170,17 @@ impl Indexer {
             if let Err(error) = self.apply(&pending, durable) {
                 tracing::error!(%error, "indexing committed records failed");
                 failure.send_replace(Some(format!("indexing failed: {error}")));
+                self.backlog.close();
                 // Dropping `applied` tells waiting readers; the journal keeps everything.
                 return;
             }
+            self.backlog
+                .remove(pending.iter().map(|(_, records)| records.len()).sum());
             if let Err(error) = self.prune_if_due() {
                 tracing::warn!(%error, "pruning old events failed; will retry");
             }
         }
+        self.backlog.close();
         if let Err(error) = self.apply(&[], true) {
             tracing::warn!(%error, "final durable commit of the indexed tables failed");
         }
@@ -572,4 +631,52 @@ fn insert_members(
         ])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(backlog: &Backlog) -> usize {
+        backlog
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .waiting
+    }
+
+    /// Waits (for the event, not a time) until a committer is blocked on the backlog.
+    fn until_blocked(backlog: &Backlog) {
+        while waiting(backlog) == 0 {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_full_backlog_holds_the_committer_until_the_indexer_drains_or_stops() {
+        let backlog = Arc::new(Backlog::default());
+        // One batch larger than the bound goes into an empty queue.
+        backlog.add(MAX_QUEUED_RECORDS + 1);
+        let blocked = {
+            let backlog = Arc::clone(&backlog);
+            std::thread::spawn(move || backlog.add(10))
+        };
+        until_blocked(&backlog);
+        assert!(!blocked.is_finished());
+        backlog.remove(MAX_QUEUED_RECORDS + 1);
+        blocked.join().expect("the committer goes on once drained");
+        assert_eq!(waiting(&backlog), 0);
+        backlog.remove(10);
+
+        backlog.add(MAX_QUEUED_RECORDS);
+        let blocked = {
+            let backlog = Arc::clone(&backlog);
+            std::thread::spawn(move || backlog.add(20))
+        };
+        until_blocked(&backlog);
+        backlog.close();
+        blocked
+            .join()
+            .expect("a stopped indexer never leaves the committer waiting");
+    }
 }

@@ -183,6 +183,7 @@ impl Store {
             committer::CommitLinks {
                 deliveries,
                 indexer: index_tx,
+                backlog: Arc::clone(&indexer.backlog),
                 durable,
                 committed: Arc::clone(&committed_pos),
                 failure: Arc::clone(&failure_tx),

@@ -140,6 +140,9 @@ pub(crate) fn open_indexer(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     // Checkpoints run on their own thread (see checkpoint.rs), not inline in a commit.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // A burst the checkpoints fell behind on leaves a large log; it shrinks back to this when
+    // it next starts over, instead of keeping its largest size on disk.
+    conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT_BYTES)?;
     tune(&conn, INDEXER_CACHE_KIB)?;
     let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if version > SCHEMA_VERSION {
@@ -279,6 +282,8 @@ fn link_old_runs(conn: &Connection) -> Result<(), StoreError> {
 /// Page cache of the indexer, which writes everywhere in the tables: page spills were a fifth
 /// of the writing thread's time with SQLite's small default.
 const INDEXER_CACHE_KIB: i64 = 32 * 1024;
+/// Size the write-ahead log is cut back to when it starts over.
+const WAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 /// Page cache of each read connection (up to 9 of them): reads touch few pages each.
 const READER_CACHE_KIB: i64 = 4 * 1024;
 
