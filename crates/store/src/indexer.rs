@@ -9,11 +9,12 @@
 
 use crate::event_runs::{self, KeptEvent, MAX_EVENTS_PER_RUN};
 use crate::journal::Record;
-use crate::{now_ms, StoreError};
+use crate::{now_ms, StoreConfig, StoreError};
 use beckon_core::Invitation;
 use foldhash::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -100,6 +101,9 @@ const PRUNE_CHUNK: i64 = 20_000;
 pub(crate) struct Indexer {
     conn: Connection,
     event_retention_ms: u64,
+    /// The tables' write-ahead log, and the size past which it is checkpointed whole.
+    wal_path: PathBuf,
+    wal_limit_bytes: u64,
     applied_pos: u64,
     /// Newest position applied and committed; readers wait on it.
     applied: watch::Sender<u64>,
@@ -116,7 +120,8 @@ pub(crate) struct Indexer {
 impl Indexer {
     pub(crate) fn new(
         conn: Connection,
-        event_retention_ms: u64,
+        config: &StoreConfig,
+        wal_path: PathBuf,
         durable: Arc<AtomicU64>,
     ) -> Result<(Self, watch::Receiver<u64>), StoreError> {
         let applied_pos: i64 = conn.query_row(
@@ -130,7 +135,9 @@ impl Indexer {
         Ok((
             Self {
                 conn,
-                event_retention_ms,
+                event_retention_ms: config.event_retention_ms,
+                wal_path,
+                wal_limit_bytes: config.wal_limit_bytes,
                 applied_pos,
                 applied,
                 durable,
@@ -176,6 +183,7 @@ impl Indexer {
             }
             self.backlog
                 .remove(pending.iter().map(|(_, records)| records.len()).sum());
+            self.bound_wal();
             if let Err(error) = self.prune_if_due() {
                 tracing::warn!(%error, "pruning old events failed; will retry");
             }
@@ -225,6 +233,29 @@ impl Indexer {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => return pending,
             }
+        }
+    }
+
+    /// Checkpoints the whole write-ahead log once it is past its limit, between two of the
+    /// indexer's own transactions (the only moment no writer holds it), so that the next one
+    /// starts the log over; the queue meanwhile holds the writers back.
+    fn bound_wal(&self) {
+        let size = std::fs::metadata(&self.wal_path).map_or(0, |meta| meta.len());
+        if size <= self.wal_limit_bytes {
+            return;
+        }
+        match self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+                row.get::<_, i64>(0)
+            }) {
+            Ok(0) => tracing::info!(bytes = size, "checkpointed the whole write-ahead log"),
+            // A read held it past the busy timeout; tried again after the next commit.
+            Ok(_) => tracing::warn!(
+                bytes = size,
+                "the write-ahead log could not be checkpointed whole"
+            ),
+            Err(error) => tracing::warn!(%error, "checkpoint of the write-ahead log failed"),
         }
     }
 

@@ -63,6 +63,9 @@ pub struct StoreConfig {
     pub max_batch_jobs: usize,
     /// Size a journal segment file grows to before the next is started.
     pub journal_segment_bytes: u64,
+    /// Size of the tables' write-ahead log past which the indexer stops to checkpoint all of
+    /// it: the checkpointer alone never catches up while the indexer commits back to back.
+    pub wal_limit_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -72,6 +75,7 @@ impl Default for StoreConfig {
             max_backlog_events: 10_000,
             max_batch_jobs: 4096,
             journal_segment_bytes: log_file::SEGMENT_BYTES,
+            wal_limit_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -129,7 +133,8 @@ impl Store {
         let durable = Arc::new(AtomicU64::new(0));
         let (mut indexer, applied) = indexer::Indexer::new(
             schema::open_indexer(&path)?,
-            config.event_retention_ms,
+            &config,
+            data_dir.join(format!("{DB_FILE}-wal")),
             Arc::clone(&durable),
         )?;
         // What a crash left unapplied goes into the tables before anyone reads them: first

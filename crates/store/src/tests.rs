@@ -720,3 +720,51 @@ async fn a_resume_past_pruned_runs_asks_for_a_resync() {
     assert_eq!(bob_backlog_after(&store, 1).await, Some(vec![2, 3]));
     close(store).await;
 }
+
+#[tokio::test]
+async fn the_indexer_keeps_the_write_ahead_log_near_its_limit_when_checkpoints_fall_behind() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (deliveries, _) = tokio_mpsc::unbounded_channel();
+    let limit = 256 * 1024;
+    let config = StoreConfig {
+        wal_limit_bytes: limit,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(dir.path(), config, Arc::new(deliveries)).expect("store opens");
+    // Stop the checkpointer, as if it never caught up: only the indexer can bound the log.
+    store
+        .inner
+        .stop_checkpoints
+        .store(true, std::sync::atomic::Ordering::Release);
+    let checkpointer = store
+        .inner
+        .checkpointer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take()
+        .expect("running");
+    tokio::task::spawn_blocking(move || checkpointer.join())
+        .await
+        .expect("joins")
+        .expect("stops");
+    let wal = dir.path().join(format!("{DB_FILE}-wal"));
+    let wal_size = || std::fs::metadata(&wal).map_or(0, |meta| meta.len());
+    let mut largest = 0;
+    // About 4 MB of messages, each indexed on its own (a read waits for it).
+    let payload = "x".repeat(4000);
+    for n in 0..1000u64 {
+        let mut job = message_job(&format!("m{n}"), n);
+        if let Some(WriteOp::AppendMessage { payload_data, .. }) = job.ops.last_mut() {
+            payload_data.clone_from(&payload);
+        }
+        store.write(job).await.expect("commits");
+        bob_head(&store).await;
+        largest = largest.max(wal_size());
+    }
+    assert!(
+        largest < 4 * limit,
+        "the log reached {largest} bytes with a limit of {limit}"
+    );
+    assert_eq!(bob_head(&store).await, 1000);
+    close(store).await;
+}
