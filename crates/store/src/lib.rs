@@ -294,6 +294,11 @@ impl Store {
                 let _ = thread.join();
             }
         }
+        self.stop_checkpointer();
+    }
+
+    /// Stops the checkpointer thread (after a last checkpoint) and waits for it.
+    fn stop_checkpointer(&self) {
         self.inner
             .stop_checkpoints
             .store(true, std::sync::atomic::Ordering::Release);

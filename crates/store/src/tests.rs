@@ -732,20 +732,9 @@ async fn the_indexer_keeps_the_write_ahead_log_near_its_limit_when_checkpoints_f
     };
     let store = Store::open(dir.path(), config, Arc::new(deliveries)).expect("store opens");
     // Stop the checkpointer, as if it never caught up: only the indexer can bound the log.
-    store
-        .inner
-        .stop_checkpoints
-        .store(true, std::sync::atomic::Ordering::Release);
-    let checkpointer = store
-        .inner
-        .checkpointer
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
-        .expect("running");
-    tokio::task::spawn_blocking(move || checkpointer.join())
+    let stopping = store.clone();
+    tokio::task::spawn_blocking(move || stopping.stop_checkpointer())
         .await
-        .expect("joins")
         .expect("stops");
     let wal = dir.path().join(format!("{DB_FILE}-wal"));
     let wal_size = || std::fs::metadata(&wal).map_or(0, |meta| meta.len());
@@ -766,5 +755,38 @@ async fn the_indexer_keeps_the_write_ahead_log_near_its_limit_when_checkpoints_f
         "the log reached {largest} bytes with a limit of {limit}"
     );
     assert_eq!(bob_head(&store).await, 1000);
+    close(store).await;
+}
+
+#[tokio::test]
+async fn a_run_that_links_to_a_later_one_fails_the_resume_instead_of_looping() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    // Two runs of bob's, each indexed on its own (a read waits for it).
+    for n in 1..=2 {
+        store
+            .write(message_job(&format!("m{n}"), n))
+            .await
+            .expect("commits");
+        assert_eq!(bob_head(&store).await, n);
+    }
+    // Bob's newest run made to link to itself behind the store's back.
+    let spoil = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    spoil
+        .execute(
+            "UPDATE event_runs SET prev_run = run_id WHERE run_id =
+                 (SELECT last_run FROM user_heads WHERE user_id = 'bob')",
+            [],
+        )
+        .expect("spoils");
+    drop(spoil);
+    let error = store
+        .login_snapshot("bob".into(), Some(0))
+        .await
+        .expect_err("a bad link is reported");
+    assert!(
+        matches!(&error, StoreError::Corrupt(m) if m.contains("events of bob link to run")),
+        "{error:?}"
+    );
     close(store).await;
 }
