@@ -35,7 +35,7 @@ pub(crate) struct CommitLinks {
     /// Called here rather than through a channel to a task of the server's: one thread
     /// hand-off fewer between the disk and the recipients' connections.
     pub(crate) deliveries: Arc<dyn Deliver>,
-    pub(crate) indexer: mpsc::SyncSender<Synced>,
+    pub(crate) indexer: mpsc::Sender<Synced>,
     /// Records the indexer has yet to apply: waited on before more are queued.
     pub(crate) backlog: Arc<Backlog>,
     /// Newest position the indexer has made durable: journal segments up to it can go.
@@ -65,6 +65,12 @@ impl Committer {
             }
             self.commit(group);
         }
+        // The indexer may be gathering: once woken it finds the queue closed.
+        let CommitLinks {
+            indexer, backlog, ..
+        } = self.links;
+        drop(indexer);
+        backlog.ask_to_apply();
         tracing::debug!("store committer stopped");
     }
 

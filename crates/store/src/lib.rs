@@ -66,6 +66,10 @@ pub struct StoreConfig {
     /// Size of the tables' write-ahead log past which the indexer stops to checkpoint all of
     /// it: the checkpointer alone never catches up while the indexer commits back to back.
     pub wal_limit_bytes: u64,
+    /// Longest the indexer gathers committed batches into one transaction while no reader
+    /// waits: most of an indexing commit is writing dirty pages, and a longer gathering
+    /// shares them among more actions.
+    pub index_gather: std::time::Duration,
 }
 
 impl Default for StoreConfig {
@@ -76,6 +80,7 @@ impl Default for StoreConfig {
             max_batch_jobs: 4096,
             journal_segment_bytes: log_file::SEGMENT_BYTES,
             wal_limit_bytes: 256 * 1024 * 1024,
+            index_gather: std::time::Duration::from_millis(200),
         }
     }
 }
@@ -95,9 +100,7 @@ struct Inner {
     committed: Arc<AtomicU64>,
     applied: tokio::sync::watch::Receiver<u64>,
     /// Tells the indexer a reader waits, so it applies at once instead of gathering more.
-    reader_waits: Arc<std::sync::atomic::AtomicBool>,
-    /// Taken at close: the indexer stops once every sender is gone.
-    wake_indexer: Mutex<Option<mpsc::SyncSender<indexer::Synced>>>,
+    index_backlog: Arc<indexer::Backlog>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     committer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -110,9 +113,6 @@ struct Inner {
 /// Name of the database of indexed tables inside the data directory.
 pub const DB_FILE: &str = "beckon.sqlite3";
 
-/// Journal syncs the indexer may lag behind before the committer waits for it: at 20,000
-/// actions a second about 0.7 s, room for an indexing commit that could not get a core.
-const INDEX_QUEUE_SYNCS: usize = 1024;
 /// Batches the writer may number ahead of the journal's sync before it waits.
 const PREPARED_QUEUE_BATCHES: usize = 256;
 
@@ -170,8 +170,8 @@ impl Store {
         let (failure_tx, failure) = tokio::sync::watch::channel(None);
         let failure_tx = Arc::new(failure_tx);
         let committed_pos = Arc::new(AtomicU64::new(0));
-        let (index_tx, index_rx) = mpsc::sync_channel(INDEX_QUEUE_SYNCS);
-        let wake_indexer = index_tx.clone();
+        // Unbounded in syncs: the backlog bounds it in records.
+        let (index_tx, index_rx) = mpsc::channel();
         let (prepared_tx, prepared_rx) = mpsc::sync_channel(PREPARED_QUEUE_BATCHES);
         let writer = writer::Writer::new(
             log.last_pos(),
@@ -194,7 +194,7 @@ impl Store {
                 failure: Arc::clone(&failure_tx),
             },
         );
-        let reader_waits = Arc::clone(&indexer.reader_waits);
+        let index_backlog = Arc::clone(&indexer.backlog);
         let indexer_failure = Arc::clone(&failure_tx);
         let indexer_thread = std::thread::Builder::new()
             .name("beckon-store-indexer".into())
@@ -224,8 +224,7 @@ impl Store {
                 readers: Mutex::new(Vec::new()),
                 committed: committed_pos,
                 applied,
-                reader_waits,
-                wake_indexer: Mutex::new(Some(wake_indexer)),
+                index_backlog,
                 writer_thread: Mutex::new(Some(thread)),
                 committer_thread: Mutex::new(Some(committer_thread)),
                 indexer_thread: Mutex::new(Some(indexer_thread)),
@@ -281,9 +280,6 @@ impl Store {
         if let Ok(mut jobs) = self.inner.jobs.lock() {
             jobs.take();
         }
-        if let Ok(mut wake) = self.inner.wake_indexer.lock() {
-            wake.take();
-        }
         for thread in [
             &self.inner.writer_thread,
             &self.inner.committer_thread,
@@ -322,10 +318,7 @@ impl Store {
     {
         let committed = self.inner.committed.load(Ordering::Acquire);
         if *self.inner.applied.borrow() < committed {
-            self.inner.reader_waits.store(true, Ordering::Release);
-            if let Ok(Some(wake)) = self.inner.wake_indexer.lock().as_deref() {
-                let _ = wake.try_send(indexer::wake_up());
-            }
+            self.inner.index_backlog.ask_to_apply();
             let mut applied = self.inner.applied.clone();
             applied
                 .wait_for(|applied| *applied >= committed)

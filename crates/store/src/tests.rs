@@ -4,6 +4,7 @@
 
 use super::*;
 use beckon_core::ConversationRef;
+use std::time::Duration;
 
 fn open(dir: &Path) -> Store {
     let (deliveries, _) = tokio_mpsc::unbounded_channel();
@@ -54,17 +55,29 @@ async fn close(store: Store) {
         .expect("closes");
 }
 
+/// Far longer than any test: a read or a close that waited for the gathering to end would
+/// hit `NOT_WITHIN` instead.
+const GATHER_AN_HOUR: Duration = Duration::from_secs(3600);
+const NOT_WITHIN: Duration = Duration::from_secs(60);
+
 #[tokio::test]
 async fn reads_see_every_acknowledged_write() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = open(dir.path());
+    let (deliveries, _) = tokio_mpsc::unbounded_channel();
+    let config = StoreConfig {
+        index_gather: GATHER_AN_HOUR,
+        ..StoreConfig::default()
+    };
+    let store = Store::open(dir.path(), config, Arc::new(deliveries)).expect("store opens");
     for n in 1..=20u64 {
         store
             .write(message_job(&format!("m{n}"), n))
             .await
             .expect("commits");
-        // Read right after the acknowledgement, while the indexer is still gathering.
-        assert_eq!(bob_unread(&store).await, n);
+        // Read right after the acknowledgement, while the indexer is still gathering: the
+        // reader asks it to apply now.
+        let unread = tokio::time::timeout(NOT_WITHIN, bob_unread(&store)).await;
+        assert_eq!(unread.ok(), Some(n), "the read waited for the gathering");
         assert_eq!(bob_head(&store).await, n);
     }
     let page = store
@@ -79,6 +92,21 @@ async fn reads_see_every_acknowledged_write() {
         .expect("conversation exists");
     let sequences: Vec<u64> = page.message_list.iter().map(|m| m.sequence).collect();
     assert_eq!(sequences, (1..=20).collect::<Vec<_>>());
+    // One more write the indexer is gathering: closing applies it without waiting out the
+    // gathering, and it is there after a restart.
+    store.write(message_job("m21", 21)).await.expect("commits");
+    let (closed_tx, closed) = std::sync::mpsc::channel();
+    // A thread of its own: a close that hangs must fail the test, not hold its runtime.
+    std::thread::spawn(move || {
+        store.close();
+        let _ = closed_tx.send(());
+    });
+    assert!(
+        closed.recv_timeout(NOT_WITHIN).is_ok(),
+        "the close waited for the gathering"
+    );
+    let store = open(dir.path());
+    assert_eq!(bob_unread(&store).await, 21);
     close(store).await;
 }
 
