@@ -707,6 +707,32 @@ async fn many_requests_without_op_in_a_row_close_with_4102() {
 }
 
 #[tokio::test]
+async fn a_session_whose_user_sig_expires_closes_with_4103() {
+    let server = TestServer::start().await;
+    let mut others = Bystanders::join(&server).await;
+    let mut raw = server.raw().await;
+    // Valid for two seconds: the server closes the session when it runs out.
+    let signed_at = unix_now();
+    let short_sig = server.key().generate("alice", signed_at, 2);
+    let login = raw
+        .request(
+            "login",
+            json!({"SDKAppID": SDK_APP_ID, "userID": "alice", "userSig": short_sig, "instanceID": "alice-1"}),
+        )
+        .await;
+    assert_eq!(login["code"], 0, "login failed: {login}");
+    // Frames going both ways meanwhile do not move the expiry.
+    assert_ping_ok(&mut raw).await;
+    assert_ping_ok(&mut raw).await;
+    assert_eq!(raw.closed().await, Some(4103));
+    assert!(
+        unix_now() >= signed_at + 2,
+        "closed before the UserSig expired"
+    );
+    others.still_served().await;
+}
+
+#[tokio::test]
 async fn no_login_in_time_closes_with_4003() {
     let server = TestServer::start_with(|config| {
         config.login_timeout = Duration::from_millis(300);

@@ -21,7 +21,8 @@ pub(crate) struct ConnHandle {
     pub(crate) queue: mpsc::Sender<Outbound>,
     /// Set to a close code when the server wants the connection gone (e.g. too slow).
     pub(crate) kick_code: AtomicU16,
-    pub(crate) kicked: Notify,
+    /// Shared so that a session can wait on it across the turns of its loop.
+    pub(crate) kicked: Arc<Notify>,
 }
 
 impl ConnHandle {

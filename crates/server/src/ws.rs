@@ -18,11 +18,13 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::pin::pin;
+use std::future::Future;
+use std::pin::{pin, Pin};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{futures::OwnedNotified, mpsc};
 
 /// Malformed frames in a row after which a client is considered broken (close 4102).
 const MAX_BAD_FRAMES_IN_A_ROW: u32 = 20;
@@ -156,26 +158,33 @@ async fn write_or_kick(
     text: String,
     handle: Option<&ConnHandle>,
 ) -> Result<(), Option<(CloseCode, &'static str)>> {
-    write_all_or_kick(sink, vec![text], handle).await
+    write_all_or_kick(sink, std::iter::once(text), handle).await
 }
 
 /// Writes several frames with one flush (one socket write for a burst of events).
 async fn write_all_or_kick(
     sink: &mut Sink,
-    texts: Vec<String>,
+    texts: impl IntoIterator<Item = String>,
     handle: Option<&ConnHandle>,
 ) -> Result<(), Option<(CloseCode, &'static str)>> {
-    let kicked = async {
-        match handle {
-            Some(handle) => handle.kicked.notified().await,
-            None => std::future::pending().await,
-        }
-    };
     let write = async {
         for text in texts {
             sink.feed(Message::Text(Utf8Bytes::from(text))).await?;
         }
         sink.flush().await
+    };
+    let mut write = pin!(write);
+    // Nearly every write finishes at once, the socket having room: it needs neither a timer
+    // nor a wait for the kick (a kick is then seen by the main loop).
+    let first_try = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+    if let Poll::Ready(written) = first_try {
+        return written.map_err(|_| None);
+    }
+    let kicked = async {
+        match handle {
+            Some(handle) => handle.kicked.notified().await,
+            None => std::future::pending().await,
+        }
     };
     tokio::select! {
         written = tokio::time::timeout(WRITE_TIMEOUT, write) => match written {
@@ -220,13 +229,40 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
     let mut login_deadline = pin!(login_deadline);
     let mut shutdown = state.shutdown.clone();
     let mut draining = *shutdown.borrow();
+    // Kept across the turns of the loop, like the waits below: polled once it is done only
+    // when draining, which disables its branch.
+    let shutdown_changed = shutdown.changed();
+    let mut shutdown_changed = pin!(shutdown_changed);
     let never = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
+    // One timer for the session, moved when the signature changes: a new one for every turn
+    // of the loop cost a timer registration per frame.
+    let mut sig_expiry_armed = never;
+    let sig_expiry_timer = tokio::time::sleep_until(never);
+    let mut sig_expiry_timer = pin!(sig_expiry_timer);
+    // The logged-in session's wait for a kick, and whose handle it is for.
+    let mut kick_wait: Option<(Arc<ConnHandle>, Pin<Box<OwnedNotified>>)> = None;
 
     let close_with: Option<(CloseCode, &str)> = loop {
         let sig_expiry = session.user.as_ref().map_or(never, |u| u.sig_expires);
+        if sig_expiry != sig_expiry_armed {
+            sig_expiry_timer.as_mut().reset(sig_expiry);
+            sig_expiry_armed = sig_expiry;
+        }
+        match &session.user {
+            Some(user)
+                if !kick_wait
+                    .as_ref()
+                    .is_some_and(|(for_handle, _)| Arc::ptr_eq(for_handle, &user.handle)) =>
+            {
+                let wait = Arc::clone(&user.handle.kicked).notified_owned();
+                kick_wait = Some((Arc::clone(&user.handle), Box::pin(wait)));
+            }
+            Some(_) => {}
+            None => kick_wait = None,
+        }
         let kicked = async {
-            match &session.user {
-                Some(user) => user.handle.kicked.notified().await,
+            match kick_wait.as_mut() {
+                Some((_, wait)) => wait.as_mut().await,
                 None => std::future::pending().await,
             }
         };
@@ -245,11 +281,11 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
                 }
                 break Some((CloseCode::ProtocolViolation, "closed by the server"));
             }
-            _ = shutdown.changed(), if !draining => { draining = true; }
+            _ = &mut shutdown_changed, if !draining => { draining = true; }
             () = &mut login_deadline, if session.user.is_none() => {
                 break Some((CloseCode::LoginTimeout, "no login within the login timeout"));
             }
-            () = tokio::time::sleep_until(sig_expiry), if session.user.is_some() => {
+            () = &mut sig_expiry_timer, if session.user.is_some() => {
                 break Some((CloseCode::AuthExpired, "userSig expired; log in again with a fresh one"));
             }
             Some(result) = in_flight.next(), if !in_flight.is_empty() => {
@@ -762,7 +798,7 @@ async fn login(
         instance: instance_id.clone(),
         queue: queue_tx.clone(),
         kick_code: std::sync::atomic::AtomicU16::new(0),
-        kicked: tokio::sync::Notify::new(),
+        kicked: Arc::new(tokio::sync::Notify::new()),
     });
     // Registered before the snapshot: events committed after it queue up and are deduplicated
     // by sequence number against the snapshot.

@@ -29,7 +29,7 @@ pub use writer::{Deliver, Delivery, JobReport, ReportedMessage, WriteJob, WriteO
 use beckon_core::Invitation;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
 /// Why storage failed. Any of these means the durable state could not be read or written.
@@ -94,7 +94,8 @@ pub struct Store {
 struct Inner {
     path: PathBuf,
     config: StoreConfig,
-    jobs: Mutex<Option<mpsc::Sender<writer::Envelope>>>,
+    /// Read-locked to send (sessions on every worker at once), write-locked to close.
+    jobs: RwLock<Option<mpsc::Sender<writer::Envelope>>>,
     readers: Mutex<Vec<rusqlite::Connection>>,
     /// Newest journal position committed, and the indexer's newest applied one.
     committed: Arc<AtomicU64>,
@@ -220,7 +221,7 @@ impl Store {
             inner: Arc::new(Inner {
                 path,
                 config,
-                jobs: Mutex::new(Some(tx)),
+                jobs: RwLock::new(Some(tx)),
                 readers: Mutex::new(Vec::new()),
                 committed: committed_pos,
                 applied,
@@ -243,7 +244,7 @@ impl Store {
     /// returned receiver resolves after the job's transaction committed.
     pub fn submit(&self, job: WriteJob) -> oneshot::Receiver<Result<JobReport, StoreError>> {
         let (reply, rx) = oneshot::channel();
-        let sent = match self.inner.jobs.lock() {
+        let sent = match self.inner.jobs.read() {
             Ok(guard) => guard
                 .as_ref()
                 .is_some_and(|tx| tx.send(writer::Envelope::Job(job, reply)).is_ok()),
@@ -277,7 +278,7 @@ impl Store {
     /// Stops the writer after it has committed every queued job, and the indexer after it has
     /// applied them.
     pub fn close(&self) {
-        if let Ok(mut jobs) = self.inner.jobs.lock() {
+        if let Ok(mut jobs) = self.inner.jobs.write() {
             jobs.take();
         }
         for thread in [
