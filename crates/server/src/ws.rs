@@ -229,8 +229,8 @@ pub(crate) async fn serve(socket: WebSocket, state: Arc<AppState>) {
     let mut login_deadline = pin!(login_deadline);
     let mut shutdown = state.shutdown.clone();
     let mut draining = *shutdown.borrow();
-    // Kept across the turns of the loop, like the waits below: polled once it is done only
-    // when draining, which disables its branch.
+    // Made once, like the waits below: once it fires `draining` is set, which disables its
+    // branch, so it is never polled again.
     let shutdown_changed = shutdown.changed();
     let mut shutdown_changed = pin!(shutdown_changed);
     let never = tokio::time::Instant::now() + Duration::from_secs(365 * 24 * 3600);
