@@ -114,10 +114,6 @@ pub(crate) type Synced = Vec<Batch>;
 /// Time between durable commits of the indexed tables: bounds how much journal is kept, and
 /// keeps each flush small (see the checkpoint interval).
 const DURABLE_EVERY: Duration = Duration::from_millis(250);
-/// Records applied between offers of the core to other threads: a transaction of 200 ms of
-/// actions takes tens of milliseconds of CPU, which the sessions, the writer and the committer
-/// should not wait behind (at 10,000 actions/s the ring p99 was lower in 7 pairs of 9).
-const YIELD_EVERY_RECORDS: usize = 256;
 /// Most records applied in one transaction, so readers waiting for it are not held long.
 const MAX_RECORDS_PER_COMMIT: usize = 50_000;
 /// Longest interval between prunes of old events (shorter when the retention is short).
@@ -316,15 +312,9 @@ impl Indexer {
         // The statements of every action are looked up once per transaction: hashing the SQL
         // to find a cached statement for each record was a measurable part of indexing.
         let mut insert_message = tx.prepare_cached(INSERT_MESSAGE)?;
-        let mut since_yield = 0;
         for (pos, records) in batches {
             for record in records {
                 apply_record(&tx, record, &mut summed, &mut insert_message)?;
-                since_yield += 1;
-                if since_yield == YIELD_EVERY_RECORDS {
-                    since_yield = 0;
-                    std::thread::yield_now();
-                }
             }
             applied = *pos;
         }
