@@ -12,7 +12,7 @@ use beckon_proto::frames::{op, ActionParams, InviteParams};
 use beckon_proto::signaling::event;
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -81,6 +81,61 @@ pub(crate) struct CallsResult {
     unfinished: u64,
     /// Server memory at the end, when known.
     server_rss_kib: Option<u64>,
+    /// The server's CPU time in the measured window per action, µs, when its process is known.
+    server_cpu_us_per_action: Option<f64>,
+    /// The same by thread name (threads of one name summed).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    server_cpu_us_per_action_by_thread: BTreeMap<String, f64>,
+    /// This tool's own CPU time in the measured window per action, µs: it shares the machine.
+    tool_cpu_us_per_action: Option<f64>,
+}
+
+/// CPU time of the server's and this tool's threads, at the start and the end of the
+/// measured window.
+#[derive(Default)]
+struct CpuSamples {
+    server: Option<(BTreeMap<String, u64>, BTreeMap<String, u64>)>,
+    tool: Option<(BTreeMap<String, u64>, BTreeMap<String, u64>)>,
+}
+
+impl CpuSamples {
+    async fn take(server_pid: Option<u32>, from: Instant, to: Instant) -> Self {
+        let sample = |pid: Option<u32>| pid.and_then(|pid| crate::system::cpu_by_thread(pid).ok());
+        let tool_pid = Some(std::process::id());
+        tokio::time::sleep_until(from).await;
+        let (server_before, tool_before) = (sample(server_pid), sample(tool_pid));
+        tokio::time::sleep_until(to).await;
+        let (server_after, tool_after) = (sample(server_pid), sample(tool_pid));
+        Self {
+            server: server_before.zip(server_after),
+            tool: tool_before.zip(tool_after),
+        }
+    }
+}
+
+/// µs of CPU per action between two samples, by thread name; empty without actions.
+fn per_action_by_thread(
+    (before, after): &(BTreeMap<String, u64>, BTreeMap<String, u64>),
+    actions: u64,
+) -> BTreeMap<String, f64> {
+    if actions == 0 {
+        return BTreeMap::new();
+    }
+    after
+        .iter()
+        .map(|(name, ns)| {
+            let spent = ns.saturating_sub(before.get(name).copied().unwrap_or(0));
+            (
+                name.clone(),
+                round_tenth(spent as f64 / 1000.0 / actions as f64),
+            )
+        })
+        .filter(|(_, us)| *us > 0.0)
+        .collect()
+}
+
+fn round_tenth(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +147,8 @@ struct Ratios {
     invite_p99: f64,
     accept_p50: f64,
     accept_p99: f64,
+    /// Beckon's server CPU per action divided by the relay's, when both are known.
+    server_cpu: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -180,6 +237,10 @@ fn ratios_of(beckon: &CallsResult, relay: &CallsResult) -> Ratios {
         invite_p99: ratio(bi.p99_us as f64, ri.p99_us as f64),
         accept_p50: ratio(ba.p50_us as f64, ra.p50_us as f64),
         accept_p99: ratio(ba.p99_us as f64, ra.p99_us as f64),
+        server_cpu: beckon
+            .server_cpu_us_per_action
+            .zip(relay.server_cpu_us_per_action)
+            .map(|(beckon, relay)| ratio(beckon, relay)),
     }
 }
 
@@ -234,11 +295,34 @@ fn render(report: &CallsReport) -> String {
     row("server RSS at end", &|r| {
         r.server_rss_kib.map_or("n/a".to_owned(), report::kib)
     });
-    for result in report.results.iter().skip(1) {
-        if let Some(ratio) = report.ratios.get(result.target) {
+    let micros = |us: Option<f64>| us.map_or("n/a".to_owned(), |us| format!("{us:.1} µs"));
+    row("server CPU per action", &|r| {
+        micros(r.server_cpu_us_per_action)
+    });
+    row("tool CPU per action", &|r| micros(r.tool_cpu_us_per_action));
+    for result in &report.results {
+        if result.server_cpu_us_per_action_by_thread.len() > 1 {
+            let threads: Vec<String> = result
+                .server_cpu_us_per_action_by_thread
+                .iter()
+                .map(|(name, us)| format!("{name} {us:.1}"))
+                .collect();
             let _ = writeln!(
                 text,
-                "  beckon / {}: throughput ×{:.3}; latency p50 ×{:.2} (invite) ×{:.2} (accept), p99 ×{:.2} / ×{:.2}",
+                "  {} server CPU per action by thread (µs): {}",
+                result.target,
+                threads.join(", ")
+            );
+        }
+    }
+    for result in report.results.iter().skip(1) {
+        if let Some(ratio) = report.ratios.get(result.target) {
+            let cpu = ratio.server_cpu.map_or(String::new(), |cpu| {
+                format!("; server CPU per action ×{cpu:.2}")
+            });
+            let _ = writeln!(
+                text,
+                "  beckon / {}: throughput ×{:.3}; latency p50 ×{:.2} (invite) ×{:.2} (accept), p99 ×{:.2} / ×{:.2}{cpu}",
                 result.target,
                 ratio.throughput,
                 ratio.invite_p50,
@@ -275,6 +359,7 @@ async fn measure(args: &CallsArgs, mut target: Target) -> Result<CallsResult> {
         .map(|rate| Duration::from_secs_f64(2.0 * args.pairs as f64 / f64::from(rate)));
     let done = Arc::new(AtomicU64::new(0));
     let bar = report::progress_timed(args.common.quiet, args.warmup + args.duration, target.label);
+    let cpu = tokio::spawn(CpuSamples::take(target.pid(), measure_from, end));
     let mut tasks = tokio::task::JoinSet::new();
     for (index, (caller, callee)) in pairs.into_iter().enumerate() {
         let plan = Plan {
@@ -317,6 +402,16 @@ async fn measure(args: &CallsArgs, mut target: Target) -> Result<CallsResult> {
     }
     ticker.abort();
     bar.finish_and_clear();
+    // Done by now: the pairs drain past the end of the window.
+    let cpu = cpu.await.unwrap_or_default();
+    let server_cpu = cpu
+        .server
+        .map(|samples| per_action_by_thread(&samples, total.actions))
+        .unwrap_or_default();
+    let tool_cpu = cpu
+        .tool
+        .map(|samples| per_action_by_thread(&samples, total.actions))
+        .unwrap_or_default();
     let memory = target.memory().ok().flatten();
     let label = target.label;
     target.check_alive()?;
@@ -335,6 +430,11 @@ async fn measure(args: &CallsArgs, mut target: Target) -> Result<CallsResult> {
         skipped: total.skipped,
         unfinished: total.unfinished,
         server_rss_kib: memory.map(|m| m.rss_kib),
+        server_cpu_us_per_action: (!server_cpu.is_empty())
+            .then(|| round_tenth(server_cpu.values().sum())),
+        server_cpu_us_per_action_by_thread: server_cpu,
+        tool_cpu_us_per_action: (!tool_cpu.is_empty())
+            .then(|| round_tenth(tool_cpu.values().sum())),
     })
 }
 

@@ -1,7 +1,9 @@
-//! Operating-system helpers: the open-file limit, signals, and a process's memory from /proc.
+//! Operating-system helpers: the open-file limit, signals, and a process's memory and CPU time
+//! from /proc.
 
 use anyhow::{bail, Context, Result};
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use std::collections::BTreeMap;
 
 /// Raises this process's open-file limit so that `needed` descriptors fit: the soft limit goes
 /// up to the hard one, and past it when allowed (root). Children started later inherit it,
@@ -59,6 +61,31 @@ pub(crate) fn memory(pid: u32) -> Result<Memory> {
     })
 }
 
+/// On-CPU time of a process's threads so far, in nanoseconds, summed by thread name (from
+/// `/proc/<pid>/task/*/schedstat`, which counts in nanoseconds rather than clock ticks). A
+/// thread that exits between two samples takes its time with it.
+pub(crate) fn cpu_by_thread(pid: u32) -> Result<BTreeMap<String, u64>> {
+    let dir = format!("/proc/{pid}/task");
+    let mut by_name = BTreeMap::new();
+    for task in std::fs::read_dir(&dir).with_context(|| format!("cannot read {dir}"))? {
+        let path = task.with_context(|| format!("cannot read {dir}"))?.path();
+        // A thread may end while the directory is read: skip it.
+        let (Ok(name), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("schedstat")),
+        ) else {
+            continue;
+        };
+        let on_cpu_ns: u64 = stat
+            .split_whitespace()
+            .next()
+            .and_then(|field| field.parse().ok())
+            .with_context(|| format!("unreadable {}", path.join("schedstat").display()))?;
+        *by_name.entry(name.trim().to_owned()).or_insert(0) += on_cpu_ns;
+    }
+    Ok(by_name)
+}
+
 /// Resolves on Ctrl-C or SIGTERM.
 pub(crate) async fn interrupted() {
     let ctrl_c = async {
@@ -86,4 +113,40 @@ pub(crate) fn wall_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_thread_shows_its_cpu_time_under_its_name() {
+        const SPENT_NS: u64 = 5_000_000;
+        let busy = std::thread::Builder::new()
+            .name("cpu-probe".into())
+            .spawn(|| {
+                // Spins until the kernel has counted 5 ms on a core for this thread.
+                let own = || -> u64 {
+                    std::fs::read_to_string("/proc/thread-self/schedstat")
+                        .ok()
+                        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                        .expect("own schedstat")
+                };
+                while own() < SPENT_NS {
+                    std::hint::black_box(own());
+                }
+                cpu_by_thread(std::process::id()).expect("reads /proc")
+            })
+            .expect("spawns");
+        let seen = busy.join().expect("joins");
+        assert!(
+            seen.get("cpu-probe").copied().unwrap_or(0) >= SPENT_NS,
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_process_that_does_not_exist_is_an_error() {
+        assert!(cpu_by_thread(u32::MAX).is_err());
+    }
 }

@@ -135,6 +135,11 @@ impl Target {
         self.dir.is_some()
     }
 
+    /// The server's process id, when known.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
     /// The server's memory, when its process is known.
     pub(crate) fn memory(&self) -> Result<Option<Memory>> {
         match self.pid {
