@@ -230,6 +230,7 @@ impl Indexer {
         if take(first, &mut pending) {
             return pending;
         }
+        let mut apply_now = false;
         loop {
             loop {
                 match batches.try_recv() {
@@ -242,17 +243,13 @@ impl Indexer {
                     Err(mpsc::TryRecvError::Disconnected) => return pending,
                 }
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.backlog.wait_while_gathering(left) {
-                // The committer queues a sync before it counts it committed, so what a
-                // waiting reader needs is in the queue by now.
-                while let Ok(batch) = batches.try_recv() {
-                    if take(batch, &mut pending) {
-                        break;
-                    }
-                }
+            if apply_now {
                 return pending;
             }
+            // The committer queues a sync before it counts it committed, so what a waiting
+            // reader needs is in the queue when it is drained once more.
+            let left = deadline.saturating_duration_since(Instant::now());
+            apply_now = left.is_zero() || self.backlog.wait_while_gathering(left);
         }
     }
 

@@ -572,6 +572,18 @@ async fn events_kept_one_per_row_by_an_earlier_version_stay_resumable() {
     assert_eq!(old_tables, 0, "the old table is gone");
 }
 
+/// Spoils the tables behind the store's back with `damage`, then resumes bob from the start:
+/// the error the resume must report.
+async fn resume_bob_after(dir: &Path, store: &Store, damage: &str) -> StoreError {
+    let spoil = rusqlite::Connection::open(dir.join("beckon.sqlite3")).expect("opens");
+    spoil.execute(damage, []).expect("spoils");
+    drop(spoil);
+    store
+        .login_snapshot("bob".into(), Some(0))
+        .await
+        .expect_err("the damage is reported")
+}
+
 #[tokio::test]
 async fn an_unreadable_run_of_events_fails_the_resume_instead_of_skipping_events() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -579,18 +591,12 @@ async fn an_unreadable_run_of_events_fails_the_resume_instead_of_skipping_events
     store.write(message_job("m1", 1)).await.expect("commits");
     assert_eq!(bob_backlog_after(&store, 0).await, Some(vec![1]));
     // Spoil the run behind the store's back.
-    let spoil = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
-    spoil
-        .execute(
-            "UPDATE event_runs SET events = x'c1' WHERE user_id = 'bob'",
-            [],
-        )
-        .expect("spoils");
-    drop(spoil);
-    let error = store
-        .login_snapshot("bob".into(), Some(0))
-        .await
-        .expect_err("a corrupt run is reported");
+    let error = resume_bob_after(
+        dir.path(),
+        &store,
+        "UPDATE event_runs SET events = x'c1' WHERE user_id = 'bob'",
+    )
+    .await;
     assert!(
         matches!(&error, StoreError::Corrupt(m) if m.contains("events of bob from 1")),
         "{error:?}"
@@ -799,19 +805,13 @@ async fn a_run_that_links_to_a_later_one_fails_the_resume_instead_of_looping() {
         assert_eq!(bob_head(&store).await, n);
     }
     // Bob's newest run made to link to itself behind the store's back.
-    let spoil = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
-    spoil
-        .execute(
-            "UPDATE event_runs SET prev_run = run_id WHERE run_id =
-                 (SELECT last_run FROM user_heads WHERE user_id = 'bob')",
-            [],
-        )
-        .expect("spoils");
-    drop(spoil);
-    let error = store
-        .login_snapshot("bob".into(), Some(0))
-        .await
-        .expect_err("a bad link is reported");
+    let error = resume_bob_after(
+        dir.path(),
+        &store,
+        "UPDATE event_runs SET prev_run = run_id WHERE run_id =
+             (SELECT last_run FROM user_heads WHERE user_id = 'bob')",
+    )
+    .await;
     assert!(
         matches!(&error, StoreError::Corrupt(m) if m.contains("events of bob link to run")),
         "{error:?}"
