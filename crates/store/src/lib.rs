@@ -16,6 +16,7 @@ mod event_runs;
 mod indexer;
 mod journal;
 mod log_file;
+mod priority;
 mod reader;
 mod schema;
 mod writer;
@@ -199,7 +200,10 @@ impl Store {
         let indexer_failure = Arc::clone(&failure_tx);
         let indexer_thread = std::thread::Builder::new()
             .name("beckon-store-indexer".into())
-            .spawn(move || indexer.run(&index_rx, &indexer_failure))
+            .spawn(move || {
+                priority::run_in_background("indexer");
+                indexer.run(&index_rx, &indexer_failure);
+            })
             .map_err(dir_error)?;
         let committer_thread = std::thread::Builder::new()
             .name("beckon-store-sync".into())
@@ -215,7 +219,10 @@ impl Store {
         let stop = Arc::clone(&stop_checkpoints);
         let checkpointer = std::thread::Builder::new()
             .name("beckon-store-checkpoint".into())
-            .spawn(move || checkpoint::run(&checkpoint_conns, &stop))
+            .spawn(move || {
+                priority::run_in_background("checkpointer");
+                checkpoint::run(&checkpoint_conns, &stop);
+            })
             .map_err(dir_error)?;
         Ok(Self {
             inner: Arc::new(Inner {

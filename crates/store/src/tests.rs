@@ -818,3 +818,59 @@ async fn a_run_that_links_to_a_later_one_fails_the_resume_instead_of_looping() {
     );
     close(store).await;
 }
+
+/// Nice values of this process's threads named `name` (the kernel keeps 15 bytes of a name).
+#[cfg(target_os = "linux")]
+fn nice_of_threads(name: &str) -> Vec<i64> {
+    let mut nice = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("lists threads") {
+        let dir = task.expect("reads a thread").path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue; // the thread ended meanwhile
+        };
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue;
+        };
+        if comm.trim_end() != name {
+            continue;
+        }
+        // Fields after the name in parentheses start at the third; the nice value is the 19th.
+        let after_name = &stat[stat.rfind(')').expect("stat has a name") + 2..];
+        let field = after_name
+            .split(' ')
+            .nth(19 - 3)
+            .expect("stat has a nice value");
+        nice.push(field.parse().expect("nice is a number"));
+    }
+    nice
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_indexer_and_the_checkpointer_run_at_the_lowest_priority_and_the_commit_path_does_not()
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    // Each thread lowers its own priority when it starts; wait for both to have started.
+    let deadline = std::time::Instant::now() + NOT_WITHIN;
+    let background = ["beckon-store-in", "beckon-store-ch"];
+    while background
+        .iter()
+        .any(|name| !nice_of_threads(name).contains(&19))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "background threads at {:?}",
+            background.map(nice_of_threads)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for name in ["beckon-store-sy", "beckon-store-wr"] {
+        let nice = nice_of_threads(name);
+        assert!(
+            !nice.is_empty() && nice.iter().all(|&n| n == 0),
+            "{name}: {nice:?}"
+        );
+    }
+    close(store).await;
+}
