@@ -9,8 +9,11 @@ use std::time::Duration;
 /// Version 2 added `meta` (the journal position applied); version 3 kept events in runs
 /// instead of a row each; version 4 keeps active invitations in deadline order apart from the
 /// IDs ever used, and runs of events in the order written, each linked to its user's previous
-/// run. Older databases upgrade in place.
-const SCHEMA_VERSION: i64 = 4;
+/// run; version 5 stores new runs of events compressed (a version 4 server could not read
+/// them; the runs it wrote still read). Older databases upgrade in place.
+const SCHEMA_VERSION: i64 = 5;
+/// The version whose tables are the current ones (see `REPLACED_TABLES`).
+const TABLES_VERSION: i64 = 4;
 
 /// Tables of older versions that version 4 replaces: renamed out of the way before the new ones
 /// are created, copied over, then dropped.
@@ -151,7 +154,7 @@ pub(crate) fn open_indexer(path: &Path) -> Result<Connection, StoreError> {
         )));
     }
     let tx = conn.unchecked_transaction()?;
-    if version < SCHEMA_VERSION {
+    if version < TABLES_VERSION {
         for table in REPLACED_TABLES {
             if table_exists(&tx, table)? {
                 tx.execute_batch(&format!(
@@ -161,7 +164,7 @@ pub(crate) fn open_indexer(path: &Path) -> Result<Connection, StoreError> {
         }
     }
     tx.execute_batch(SCHEMA)?;
-    if version < SCHEMA_VERSION {
+    if version < TABLES_VERSION {
         upgrade_to_v4(&tx)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;

@@ -726,6 +726,70 @@ async fn a_version_3_database_keeps_its_invitations_and_resumable_events() {
 }
 
 #[tokio::test]
+async fn a_version_4_database_upgrades_and_its_uncompressed_runs_still_resume() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    for n in 1..=2 {
+        store
+            .write(message_job(&format!("m{n}"), n))
+            .await
+            .expect("commits");
+        // A read waits for the indexer: each message is a run of its own.
+        assert_eq!(bob_backlog_after(&store, 0).await, Some((1..=n).collect()));
+    }
+    close(store).await;
+    // What version 4 wrote: the same runs as plain MessagePack.
+    let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    let runs: Vec<(i64, String, i64, Vec<u8>)> = tables
+        .prepare("SELECT run_id, user_id, first_seq, events FROM event_runs")
+        .expect("prepares")
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .expect("reads")
+        .collect::<Result<_, _>>()
+        .expect("reads");
+    assert!(runs.len() >= 4, "{} runs", runs.len());
+    for (run_id, user, first, events) in &runs {
+        let events = event_runs::decode(user, *first as u64, events).expect("decodes");
+        let plain = rmp_serde::to_vec(&events).expect("encodes");
+        tables
+            .execute(
+                "UPDATE event_runs SET events = ?1 WHERE run_id = ?2",
+                rusqlite::params![plain, run_id],
+            )
+            .expect("rewrites");
+    }
+    tables
+        .execute_batch("PRAGMA user_version = 4")
+        .expect("sets the version");
+    drop(tables);
+
+    let store = open(dir.path());
+    store.write(message_job("m3", 3)).await.expect("commits");
+    assert_eq!(bob_backlog_after(&store, 0).await, Some(vec![1, 2, 3]));
+    assert_eq!(bob_backlog_after(&store, 1).await, Some(vec![2, 3]));
+    close(store).await;
+    let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    let version: i64 = tables
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .expect("reads");
+    assert_eq!(version, 5);
+    let first_bytes: Vec<u8> = tables
+        .prepare(
+            "SELECT substr(events, 1, 1) FROM event_runs WHERE user_id = 'bob' ORDER BY run_id",
+        )
+        .expect("prepares")
+        .query_map([], |row| row.get::<_, Vec<u8>>(0))
+        .expect("reads")
+        .map(|byte| byte.expect("reads")[0])
+        .collect();
+    assert_eq!(first_bytes.len(), 3, "{first_bytes:?}");
+    assert_ne!(first_bytes[0], 0x01, "the old runs stay as they were");
+    assert_eq!(first_bytes[2], 0x01, "a new run is compressed");
+}
+
+#[tokio::test]
 async fn a_resume_past_pruned_runs_asks_for_a_resync() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(dir.path());
@@ -819,10 +883,11 @@ async fn a_run_that_links_to_a_later_one_fails_the_resume_instead_of_looping() {
     close(store).await;
 }
 
-/// Nice values of this process's threads named `name` (the kernel keeps 15 bytes of a name).
+/// Scheduling policies of this process's threads named `name` (the kernel keeps 15 bytes of a
+/// name): 0 normal, 5 idle.
 #[cfg(target_os = "linux")]
-fn nice_of_threads(name: &str) -> Vec<i64> {
-    let mut nice = Vec::new();
+fn policies_of_threads(name: &str) -> Vec<i64> {
+    let mut policies = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").expect("lists threads") {
         let dir = task.expect("reads a thread").path();
         let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
@@ -834,43 +899,45 @@ fn nice_of_threads(name: &str) -> Vec<i64> {
         if comm.trim_end() != name {
             continue;
         }
-        // Fields after the name in parentheses start at the third; the nice value is the 19th.
+        // Fields after the name in parentheses start at the third; the policy is the 41st.
         let after_name = &stat[stat.rfind(')').expect("stat has a name") + 2..];
         let field = after_name
             .split(' ')
-            .nth(19 - 3)
-            .expect("stat has a nice value");
-        nice.push(field.parse().expect("nice is a number"));
+            .nth(41 - 3)
+            .expect("stat has a policy");
+        policies.push(field.parse().expect("the policy is a number"));
     }
-    nice
+    policies
 }
 
 #[cfg(target_os = "linux")]
 #[tokio::test]
-async fn the_indexer_and_the_checkpointer_run_at_the_lowest_priority_and_the_commit_path_does_not()
-{
+async fn the_indexer_and_the_checkpointer_run_under_the_idle_policy_and_the_commit_path_does_not() {
+    const SCHED_IDLE: i64 = 5;
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(dir.path());
-    // Each thread lowers its own priority when it starts; wait for both to have started.
+    // Each thread names itself and lowers its own priority when it starts: wait for all four.
     let deadline = std::time::Instant::now() + NOT_WITHIN;
     let background = ["beckon-store-in", "beckon-store-ch"];
+    let commit_path = ["beckon-store-sy", "beckon-store-wr"];
     while background
         .iter()
-        .any(|name| !nice_of_threads(name).contains(&19))
+        .any(|name| !policies_of_threads(name).contains(&SCHED_IDLE))
+        || commit_path
+            .iter()
+            .any(|name| policies_of_threads(name).is_empty())
     {
         assert!(
             std::time::Instant::now() < deadline,
-            "background threads at {:?}",
-            background.map(nice_of_threads)
+            "policies of {background:?}: {:?}, of {commit_path:?}: {:?}",
+            background.map(policies_of_threads),
+            commit_path.map(policies_of_threads)
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    for name in ["beckon-store-sy", "beckon-store-wr"] {
-        let nice = nice_of_threads(name);
-        assert!(
-            !nice.is_empty() && nice.iter().all(|&n| n == 0),
-            "{name}: {nice:?}"
-        );
+    for name in commit_path {
+        let policies = policies_of_threads(name);
+        assert!(policies.iter().all(|&p| p == 0), "{name}: {policies:?}");
     }
     close(store).await;
 }
