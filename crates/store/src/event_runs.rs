@@ -35,6 +35,7 @@ const MAX_RUN_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) fn encode(events: &[KeptEvent<'_>]) -> Result<Vec<u8>, StoreError> {
     let plain = rmp_serde::to_vec(events)
         .map_err(|e| StoreError::Corrupt(format!("event run encode: {e}")))?;
+    // A run too long to be read back compressed (none comes near) stays plain.
     let Some(length) = u32::try_from(plain.len())
         .ok()
         .filter(|_| plain.len() <= MAX_RUN_BYTES)
