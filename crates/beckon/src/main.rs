@@ -77,6 +77,11 @@ struct ServeArgs {
     /// demo page. Defaults to on with generated dev credentials, off with a configured key.
     #[arg(long, env = "BECKON_DEV")]
     dev: Option<bool>,
+    /// Run the store's indexer and checkpointer at the idle scheduling priority (Linux): a
+    /// lower ring latency tail on a machine Beckon has to itself, but commits slow down when
+    /// other processes keep every core busy.
+    #[arg(long, env = "BECKON_IDLE_BACKGROUND_THREADS", default_value_t = false)]
+    idle_background_threads: bool,
     /// Log format: `text` or `json`.
     #[arg(long, env = "BECKON_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -147,6 +152,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         event_retention: Duration::from_secs(args.event_retention.max(1)),
         max_connections: args.max_connections,
         rate_limit_per_second: args.rate_limit,
+        idle_background_threads: args.idle_background_threads,
         dev_mode,
         ..beckon_server::ServerConfig::default()
     };

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     /// Dev mode: `/dev/usersig` mints UserSigs for anyone and `/dev/users` lists accounts, for
     /// the demo page. Never for production.
     pub dev_mode: bool,
+    /// The store's indexer and checkpointer under `SCHED_IDLE` (see `StoreConfig`).
+    pub idle_background_threads: bool,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +76,7 @@ impl Default for ServerConfig {
             max_in_flight: 64,
             admin_identifier: "administrator".into(),
             dev_mode: false,
+            idle_background_threads: false,
         }
     }
 }
@@ -125,6 +128,7 @@ impl Server {
         }
         let store_config = StoreConfig {
             event_retention_ms: config.event_retention.as_millis() as u64,
+            idle_background_threads: config.idle_background_threads,
             ..StoreConfig::default()
         };
         let registry = Arc::new(registry::Registry::new(config.max_connections));

@@ -71,6 +71,12 @@ pub struct StoreConfig {
     /// waits: most of an indexing commit is writing dirty pages, and a longer gathering
     /// shares them among more actions.
     pub index_gather: std::time::Duration,
+    /// Run the indexer and the checkpointer under `SCHED_IDLE` (Linux): their bursts then
+    /// never delay the threads a ring passes through, which lowers the ring's tail on a
+    /// machine Beckon has to itself; but where other processes keep every core busy they
+    /// then fall behind and, through the bounded index queue, slow every commit. Off by
+    /// default (see docs/architecture.md).
+    pub idle_background_threads: bool,
 }
 
 impl Default for StoreConfig {
@@ -82,6 +88,7 @@ impl Default for StoreConfig {
             journal_segment_bytes: log_file::SEGMENT_BYTES,
             wal_limit_bytes: 256 * 1024 * 1024,
             index_gather: std::time::Duration::from_millis(200),
+            idle_background_threads: false,
         }
     }
 }
@@ -198,10 +205,13 @@ impl Store {
         );
         let index_backlog = Arc::clone(&indexer.backlog);
         let indexer_failure = Arc::clone(&failure_tx);
+        let idle_background = config.idle_background_threads;
         let indexer_thread = std::thread::Builder::new()
             .name("beckon-store-indexer".into())
             .spawn(move || {
-                priority::run_in_background("indexer");
+                if idle_background {
+                    priority::run_in_background("indexer");
+                }
                 indexer.run(&index_rx, &indexer_failure);
             })
             .map_err(dir_error)?;
@@ -220,7 +230,9 @@ impl Store {
         let checkpointer = std::thread::Builder::new()
             .name("beckon-store-checkpoint".into())
             .spawn(move || {
-                priority::run_in_background("checkpointer");
+                if idle_background {
+                    priority::run_in_background("checkpointer");
+                }
                 checkpoint::run(&checkpoint_conns, &stop);
             })
             .map_err(dir_error)?;

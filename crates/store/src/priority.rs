@@ -1,8 +1,9 @@
-//! The store's background threads (the indexer and the checkpointer) run under the idle
-//! scheduling policy: their work comes in bursts of tens of milliseconds, and on a machine
-//! with few cores a burst at normal priority holds the sessions and the journal's committer
-//! back, which is where a ring's latency is made. Nothing waits on them except reads, and the
-//! bounded index backlog holds the committer back if they fall too far behind.
+//! With `StoreConfig::idle_background_threads`, the store's background threads (the indexer
+//! and the checkpointer) run under the idle scheduling policy: their work comes in bursts of
+//! tens of milliseconds, and on a machine with few cores a burst at normal priority holds the
+//! sessions and the journal's committer back, which is where a ring's latency is made. It is
+//! off by default because a machine whose cores other processes keep busy then starves them:
+//! the bounded index backlog holds the committer back, and every commit slows down.
 
 /// Puts the calling thread under `SCHED_IDLE`: it runs only on a core nothing else wants, and a
 /// waking thread of any other policy takes the core from it at once. A lowest nice value
