@@ -27,7 +27,7 @@ pub(crate) struct KeptEvent<'r> {
 /// First byte of a compressed run, then the MessagePack's length (u32, little-endian) and the
 /// LZ4 block. Runs written before schema 5 are plain MessagePack, whose first byte (an array)
 /// is never this one.
-const COMPRESSED: u8 = 0x01;
+pub(crate) const COMPRESSED: u8 = 0x01;
 /// The largest run decoded: far above 256 events of the largest frame, and what a damaged
 /// length can make a resume allocate at most.
 const MAX_RUN_BYTES: usize = 64 * 1024 * 1024;
@@ -123,6 +123,23 @@ mod tests {
             plain.len()
         );
         let read = decode("bob", 1, &stored).expect("decodes");
+        assert_eq!(seqs_and_frames(&read), seqs_and_frames(&events));
+    }
+
+    #[test]
+    fn a_run_too_long_to_read_back_compressed_is_stored_plain_and_reads() {
+        let stored = "x".repeat(MAX_RUN_BYTES / 2 + 1);
+        let events: Vec<_> = (1..=2)
+            .map(|seq| KeptEvent {
+                seq,
+                origin: None,
+                created_ms: 0,
+                stored: Cow::Borrowed(stored.as_str()),
+            })
+            .collect();
+        let bytes = encode(&events).expect("encodes");
+        assert_ne!(bytes[0], COMPRESSED);
+        let read = decode("bob", 1, &bytes).expect("decodes");
         assert_eq!(seqs_and_frames(&read), seqs_and_frames(&events));
     }
 

@@ -486,6 +486,21 @@ async fn bob_backlog_after(store: &Store, last: u64) -> Option<Vec<u64>> {
         .map(|events| events.iter().map(|(seq, _, _)| *seq).collect())
 }
 
+/// Writes messages m1..=m`count` from alice to bob, each read back before the next is
+/// written: a read waits for what was written to be indexed, so each becomes a run of its own.
+async fn write_messages_each_a_run(store: &Store, count: u64) {
+    for n in 1..=count {
+        store
+            .write(message_job(&format!("m{n}"), n))
+            .await
+            .expect("commits");
+        assert_eq!(
+            bob_backlog_after(store, 0).await,
+            Some((1..=n).collect::<Vec<_>>())
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_resume_from_anywhere_in_a_run_of_events_gets_exactly_the_events_after_it() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -729,14 +744,7 @@ async fn a_version_3_database_keeps_its_invitations_and_resumable_events() {
 async fn a_version_4_database_upgrades_and_its_uncompressed_runs_still_resume() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(dir.path());
-    for n in 1..=2 {
-        store
-            .write(message_job(&format!("m{n}"), n))
-            .await
-            .expect("commits");
-        // A read waits for the indexer: each message is a run of its own.
-        assert_eq!(bob_backlog_after(&store, 0).await, Some((1..=n).collect()));
-    }
+    write_messages_each_a_run(&store, 2).await;
     close(store).await;
     // What version 4 wrote: the same runs as plain MessagePack.
     let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
@@ -785,25 +793,23 @@ async fn a_version_4_database_upgrades_and_its_uncompressed_runs_still_resume() 
         .map(|byte| byte.expect("reads")[0])
         .collect();
     assert_eq!(first_bytes.len(), 3, "{first_bytes:?}");
-    assert_ne!(first_bytes[0], 0x01, "the old runs stay as they were");
-    assert_eq!(first_bytes[2], 0x01, "a new run is compressed");
+    assert_ne!(
+        first_bytes[0],
+        event_runs::COMPRESSED,
+        "the old runs stay as they were"
+    );
+    assert_eq!(
+        first_bytes[2],
+        event_runs::COMPRESSED,
+        "a new run is compressed"
+    );
 }
 
 #[tokio::test]
 async fn a_resume_past_pruned_runs_asks_for_a_resync() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = open(dir.path());
-    // A read waits for what was written to be indexed: each message becomes a run of its own.
-    for n in 1..=3 {
-        store
-            .write(message_job(&format!("m{n}"), n))
-            .await
-            .expect("commits");
-        assert_eq!(
-            bob_backlog_after(&store, 0).await,
-            Some((1..=n).collect::<Vec<_>>())
-        );
-    }
+    write_messages_each_a_run(&store, 3).await;
     // Pruning deletes from the front: bob's first run goes.
     let prune = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
     prune
