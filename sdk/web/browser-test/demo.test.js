@@ -14,6 +14,7 @@ import {
   expectLogEntry,
   expectMainView,
   expectNoCall,
+  holdLoginAnswers,
   launchBrowser,
   mintUserSig,
   openPage,
@@ -48,8 +49,10 @@ after(async () => {
  * is closed and the server killed when the test ends, whatever happens.
  * @param {import('node:test').TestContext} t
  * @param {string[]} users
+ * @param {Record<string, (context: import('playwright-core').BrowserContext) => Promise<void>>} [prepare]
+ *   per user, run on the context before its page opens
  */
-async function setup(t, users) {
+async function setup(t, users, prepare = {}) {
   const server = await startServer();
   /** @type {{context: import('playwright-core').BrowserContext, problems: string[]}[]} */
   const opened = [];
@@ -61,7 +64,7 @@ async function setup(t, users) {
   /** @type {Record<string, Awaited<ReturnType<typeof signedIn>>>} */
   const pages = {};
   for (const user of users) {
-    pages[user] = await signedIn(browser, server.url, user, {}, opened);
+    pages[user] = await signedIn(browser, server.url, user, {}, opened, prepare[user]);
   }
   const noProblems = () => {
     for (const { problems } of opened) assert.deepEqual(problems, []);
@@ -164,7 +167,11 @@ describe('demo page', { timeout: 90_000 }, () => {
   });
 
   test('timeout: both sides count down to the server deadline, then time out', async (t) => {
-    const { pages, noProblems } = await setup(t, ['alice', 'bob']);
+    // Bob's login answer reaches his page late, so the clock offset it measures puts the
+    // server's deadline late on his clock: the countdown must still not show more than was set.
+    const { pages, noProblems } = await setup(t, ['alice', 'bob'], {
+      bob: (context) => holdLoginAnswers(context, 1500),
+    });
     const alice = pages.alice.page;
     const bob = pages.bob.page;
 

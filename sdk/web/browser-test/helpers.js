@@ -227,12 +227,15 @@ export async function openPage(context) {
  * @param {{width?: number, height?: number}} [viewport]
  * @param {{context: import('playwright-core').BrowserContext, problems: string[]}[]} [opened]
  *   where the new context is registered (at once, so that it is closed even if sign-in fails)
+ * @param {(context: import('playwright-core').BrowserContext) => Promise<void>} [prepare]
+ *   run on the context before the page opens (to route its WebSocket, for example)
  */
-export async function signedIn(browser, url, userID, viewport = {}, opened = []) {
+export async function signedIn(browser, url, userID, viewport = {}, opened = [], prepare = async () => {}) {
   const context = await browser.newContext({
     viewport: { width: viewport.width ?? 1200, height: viewport.height ?? 760 },
     deviceScaleFactor: 1,
   });
+  await prepare(context);
   const { page, problems } = await openPage(context);
   opened.push({ context, problems });
   await page.goto(url);
@@ -327,4 +330,25 @@ export async function shot(page, name) {
 /** @param {import('playwright-core').Page} page */
 export async function text(page, testID) {
   return (await page.getByTestId(testID).textContent())?.trim() ?? '';
+}
+
+/**
+ * Routes the context's WebSocket through Playwright and holds each login answer (the result
+ * that carries `serverTime` and `eventRetentionSeconds`) for `ms` before the page gets it, as a
+ * slow network or a busy device would; every other frame keeps its order behind it.
+ * @param {import('playwright-core').BrowserContext} context
+ * @param {number} ms
+ */
+export async function holdLoginAnswers(context, ms) {
+  await context.routeWebSocket(/\/ws$/, (page) => {
+    const server = page.connectToServer();
+    let delivered = Promise.resolve();
+    server.onMessage((message) => {
+      const hold = typeof message === 'string' && message.includes('"eventRetentionSeconds"');
+      delivered = delivered.then(async () => {
+        if (hold) await new Promise((done) => setTimeout(done, ms));
+        page.send(message);
+      });
+    });
+  });
 }

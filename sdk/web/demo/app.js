@@ -663,13 +663,17 @@ function pendingInvitees(call) {
 /**
  * Where the countdown runs to, on this device's clock: the server's deadline corrected by the
  * clock offset measured at login, or (if that looks off) the remaining time the server sent.
+ * The remaining time is whole seconds rounded up and counted before the frame travelled, so the
+ * deadline it gives is never early: the clock's estimate is capped by it. The offset is taken when
+ * the login answer is handled, after the server stamped it, so it tends to put the deadline late.
  * @param {Call} call
  */
 function deadline(call) {
   if (call.timeout === 0) return null;
   if (call.expiresAt !== null && app.clockOffset !== null) {
     const byClock = call.expiresAt - app.clockOffset;
-    if (call.localDeadline === null || Math.abs(byClock - call.localDeadline) < 2500) return byClock;
+    if (call.localDeadline === null) return byClock;
+    if (call.localDeadline - byClock < 2500) return Math.min(byClock, call.localDeadline);
   }
   return call.localDeadline;
 }
