@@ -10,8 +10,10 @@ use std::time::Duration;
 /// instead of a row each; version 4 keeps active invitations in deadline order apart from the
 /// IDs ever used, and runs of events in the order written, each linked to its user's previous
 /// run; version 5 stores new runs of events compressed (a version 4 server could not read
-/// them; the runs it wrote still read). Older databases upgrade in place.
-const SCHEMA_VERSION: i64 = 5;
+/// them; the runs it wrote still read); version 6 writes the journal's frames compressed (a
+/// version 5 server could not replay them; the frames it wrote still replay). Older databases
+/// upgrade in place.
+const SCHEMA_VERSION: i64 = 6;
 /// The version whose tables are the current ones (see `REPLACED_TABLES`).
 const TABLES_VERSION: i64 = 4;
 

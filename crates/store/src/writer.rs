@@ -160,8 +160,8 @@ pub(crate) struct Writer {
     numbers: Numbers,
     unindexed: Unindexed,
     next_pos: u64,
-    /// Size of the last frame, to allocate the next one at once.
-    frame_bytes: usize,
+    /// Scratch space for a commit's records before they are compressed into its frame.
+    plain_frame: Vec<u8>,
 }
 
 /// Cached sequence heads, loaded from the indexed tables on first use.
@@ -253,7 +253,7 @@ impl Writer {
             numbers: Numbers::default(),
             unindexed: Unindexed::default(),
             next_pos,
-            frame_bytes: 0,
+            plain_frame: Vec::new(),
         }
     }
 
@@ -290,7 +290,8 @@ impl Writer {
             keys: Vec::new(),
         };
         let mut reports = Vec::with_capacity(envelopes.len());
-        let mut frame = Vec::with_capacity(self.frame_bytes);
+        // Allocated once encode_frame knows the bound of the compressed size.
+        let mut frame = Vec::new();
         let (jobs, replies): (Vec<_>, Vec<_>) = envelopes
             .into_iter()
             .map(|Envelope::Job(job, reply)| (job, reply))
@@ -300,7 +301,7 @@ impl Writer {
                 reports.push(self.apply_job(job, &mut batch)?);
             }
             if !batch.records.is_empty() {
-                journal::encode_frame(&batch.records, &mut frame)?;
+                journal::encode_frame(&batch.records, &mut frame, &mut self.plain_frame)?;
             }
             Ok(())
         })();
@@ -312,7 +313,6 @@ impl Writer {
                     // Counted as taken now: the batches after it are numbered before it is
                     // durable, and a failed commit stops the store.
                     self.next_pos += 1;
-                    self.frame_bytes = frame.len();
                     self.unindexed
                         .order
                         .push_back((batch.pos, std::mem::take(&mut batch.keys)));
