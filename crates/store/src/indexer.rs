@@ -14,6 +14,7 @@ use beckon_core::Invitation;
 use foldhash::HashMap;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
@@ -322,6 +323,17 @@ impl Indexer {
         for (key, change) in &summed.conversations {
             upsert_conversation(&tx, *key, change)?;
         }
+        for (conv_key, head) in &summed.conversation_heads {
+            if let Some(last_message_id) = &head.last_message_id {
+                tx.prepare_cached(
+                    "INSERT INTO conversation_heads(conv_key, seq, last_message_id)
+                     VALUES (?1, ?2, ?3)
+                     ON CONFLICT(conv_key) DO UPDATE SET
+                        seq = excluded.seq, last_message_id = excluded.last_message_id",
+                )?
+                .execute(params![conv_key, head.seq, last_message_id.as_ref()])?;
+            }
+        }
         for (user, events) in &summed.events {
             keep_events(&tx, user, events)?;
         }
@@ -381,6 +393,14 @@ struct Summed<'r> {
     /// Each user's events, in order (the writer numbers them in commit order).
     events: HashMap<&'r str, Vec<KeptEvent<'r>>>,
     conversations: HashMap<(&'r str, &'r str), ConversationChange<'r>>,
+    /// Each conversation's newest message so far, which the next one links to.
+    conversation_heads: HashMap<&'r str, ConversationHead<'r>>,
+}
+
+/// A conversation's newest message number and ID.
+struct ConversationHead<'r> {
+    seq: i64,
+    last_message_id: Option<Cow<'r, str>>,
 }
 
 /// An invitation's newest state in one transaction.
@@ -401,8 +421,9 @@ const UPSERT_ACTIVE: &str =
 const DELETE_ACTIVE: &str =
     "DELETE FROM active_invitations WHERE deadline_ms = ?1 AND invite_id = ?2";
 const INSERT_MESSAGE: &str =
-    "INSERT INTO messages(message_id, conv_key, seq, from_user, time_s, payload_data, excluded)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "INSERT INTO messages(message_id, conv_key, seq, from_user, time_s, payload_data, excluded,
+         prev_message_id)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// Writes an invitation's newest state: its row among the active ones, or the removal of that
 /// row once it has ended (an invitation that starts and ends in one transaction leaves only
@@ -572,6 +593,25 @@ fn apply_record<'r>(
             participants,
             updated_ms,
         } => {
+            let head = match summed.conversation_heads.entry(conv_key.as_str()) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    let stored = tx
+                        .prepare_cached(
+                            "SELECT seq, last_message_id FROM conversation_heads WHERE conv_key = ?1",
+                        )?
+                        .query_row([conv_key], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()?;
+                    let (seq, last_message_id) = stored
+                        .map_or((0, None), |(seq, id): (i64, String)| {
+                            (seq, Some(Cow::Owned(id)))
+                        });
+                    entry.insert(ConversationHead {
+                        seq,
+                        last_message_id,
+                    })
+                }
+            };
             insert_message.execute(params![
                 message_id,
                 conv_key,
@@ -579,8 +619,11 @@ fn apply_record<'r>(
                 from,
                 *time_s as i64,
                 payload_data,
-                i64::from(*excluded)
+                i64::from(*excluded),
+                head.last_message_id.as_deref()
             ])?;
+            head.seq = head.seq.max(*seq as i64);
+            head.last_message_id = Some(Cow::Borrowed(message_id.as_str()));
             for participant in participants {
                 let change = summed
                     .conversations

@@ -343,24 +343,51 @@ pub(crate) fn messages(
     count: usize,
 ) -> Result<Option<MessageListResult>, StoreError> {
     let key = conversation.key();
-    let upper = match before {
+    // Where the page starts: the message before the cursor, or the conversation's newest.
+    let start: Option<String> = match before {
         Some(id) => {
-            let seq: Option<i64> = conn
-                .prepare_cached("SELECT seq FROM messages WHERE message_id = ?1 AND conv_key = ?2")?
+            let prev: Option<Option<String>> = conn
+                .prepare_cached(
+                    "SELECT prev_message_id FROM messages WHERE message_id = ?1 AND conv_key = ?2",
+                )?
                 .query_row(params![id, key], |row| row.get(0))
                 .optional()?;
-            match seq {
-                Some(seq) => seq,
+            match prev {
+                Some(prev) => prev,
                 None => return Ok(None),
             }
         }
-        None => i64::MAX,
+        None => conn
+            .prepare_cached("SELECT last_message_id FROM conversation_heads WHERE conv_key = ?1")?
+            .query_row([&key], |row| row.get(0))
+            .optional()?,
     };
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_key = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+        "SELECT {MESSAGE_COLUMNS}, prev_message_id FROM messages WHERE message_id = ?1"
     ))?;
-    let rows = stmt.query_map(params![key, upper, count as i64 + 1], message_from_row)?;
-    let mut page = rows.map(|r| to_stored(r?)).collect::<Result<Vec<_>, _>>()?;
+    // One more than asked for, to tell whether the page is the last.
+    let mut page = Vec::with_capacity(count + 1);
+    let mut next = start;
+    while let Some(id) = next.take() {
+        if page.len() > count {
+            break;
+        }
+        let (row, prev): (_, Option<String>) = stmt
+            .query_row([&id], |row| Ok((message_from_row(row)?, row.get(7)?)))
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "the history of {key} links to a missing message {id}"
+                ))
+            })?;
+        if row.1 != key {
+            return Err(StoreError::Corrupt(format!(
+                "the history of {key} links to message {id} of another conversation"
+            )));
+        }
+        page.push(to_stored(row)?);
+        next = prev;
+    }
     let is_completed = page.len() <= count;
     page.truncate(count);
     page.reverse();

@@ -11,11 +11,14 @@ use std::time::Duration;
 /// IDs ever used, and runs of events in the order written, each linked to its user's previous
 /// run; version 5 stores new runs of events compressed (a version 4 server could not read
 /// them; the runs it wrote still read); version 6 writes the journal's frames compressed (a
-/// version 5 server could not replay them; the frames it wrote still replay). Older databases
-/// upgrade in place.
-const SCHEMA_VERSION: i64 = 6;
+/// version 5 server could not replay them; the frames it wrote still replay); version 7 links
+/// each message to its conversation's previous one instead of indexing `(conv_key, seq)`.
+/// Older databases upgrade in place.
+const SCHEMA_VERSION: i64 = 7;
 /// The version whose tables are the current ones (see `REPLACED_TABLES`).
 const TABLES_VERSION: i64 = 4;
+/// The version from which messages are linked (see `link_messages`).
+const LINKED_MESSAGES_VERSION: i64 = 7;
 
 /// Tables of older versions that version 4 replaces: renamed out of the way before the new ones
 /// are created, copied over, then dropped.
@@ -82,6 +85,10 @@ CREATE TABLE IF NOT EXISTS event_runs (
     events BLOB NOT NULL
 );
 
+-- History in the order written; prev_message_id is the same conversation's previous message,
+-- which a page of history walks back along from conversation_heads. An index on
+-- (conv_key, seq) would take an insert in the middle of the tree per message (a page per
+-- conversation per transaction); a link keeps every insert at the end of the table.
 CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT PRIMARY KEY,
     conv_key TEXT NOT NULL,
@@ -89,9 +96,16 @@ CREATE TABLE IF NOT EXISTS messages (
     from_user TEXT NOT NULL,
     time_s INTEGER NOT NULL,
     payload_data TEXT NOT NULL,
-    excluded INTEGER NOT NULL
+    excluded INTEGER NOT NULL,
+    prev_message_id TEXT
 );
-CREATE UNIQUE INDEX IF NOT EXISTS messages_conv_seq ON messages(conv_key, seq);
+
+-- Newest message number per conversation and the message holding it.
+CREATE TABLE IF NOT EXISTS conversation_heads (
+    conv_key TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    last_message_id TEXT NOT NULL
+) WITHOUT ROWID;
 
 -- Dismissed groups keep their row (dismissed = 1) so their ID is never reused.
 CREATE TABLE IF NOT EXISTS groups (
@@ -169,6 +183,9 @@ pub(crate) fn open_indexer(path: &Path) -> Result<Connection, StoreError> {
     if version < TABLES_VERSION {
         upgrade_to_v4(&tx)?;
     }
+    if version < LINKED_MESSAGES_VERSION {
+        link_messages(&tx)?;
+    }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
     Ok(conn)
@@ -180,6 +197,32 @@ fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
         [name],
         |row| row.get(0),
     )?)
+}
+
+/// Links the messages of an earlier version, each to its conversation's previous one, fills
+/// `conversation_heads`, and drops the `(conv_key, seq)` index the links replace (used here
+/// one last time to find each message's predecessor).
+fn link_messages(conn: &Connection) -> Result<(), StoreError> {
+    let has_link: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('messages') WHERE name = 'prev_message_id')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_link {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN prev_message_id TEXT")?;
+    }
+    // In SQLite a bare column beside max() comes from the row holding the maximum.
+    conn.execute_batch(
+        "UPDATE messages SET prev_message_id = (
+             SELECT p.message_id FROM messages p
+             WHERE p.conv_key = messages.conv_key AND p.seq < messages.seq
+             ORDER BY p.seq DESC LIMIT 1)
+         WHERE prev_message_id IS NULL;
+         INSERT OR REPLACE INTO conversation_heads(conv_key, seq, last_message_id)
+             SELECT conv_key, max(seq), message_id FROM messages GROUP BY conv_key;
+         DROP INDEX IF EXISTS messages_conv_seq;",
+    )?;
+    Ok(())
 }
 
 /// Brings the tables of a version 2 or 3 database (renamed with `OLD_SUFFIX`) into the

@@ -794,7 +794,7 @@ async fn a_version_4_database_upgrades_and_its_uncompressed_runs_still_resume() 
     let version: i64 = tables
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .expect("reads");
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let first_bytes: Vec<u8> = tables
         .prepare(
             "SELECT substr(events, 1, 1) FROM event_runs WHERE user_id = 'bob' ORDER BY run_id",
@@ -994,4 +994,159 @@ async fn by_default_every_store_thread_keeps_the_normal_policy() {
         );
     }
     close(store).await;
+}
+
+/// A message from `from` to bob in their one-to-one conversation.
+fn message_to_bob_job(from: &str, id: &str, time: u64) -> WriteJob {
+    let mut job = message_job(id, time);
+    if let Some(WriteOp::AppendMessage {
+        conversation,
+        participants,
+        from: sender,
+        ..
+    }) = job.ops.last_mut()
+    {
+        *conversation = ConversationRef::c2c(from, "bob");
+        *participants = vec![from.to_owned(), "bob".into()];
+        *sender = from.to_owned();
+    }
+    job.ops.insert(
+        0,
+        WriteOp::EnsureUser {
+            user_id: from.to_owned(),
+        },
+    );
+    job
+}
+
+/// Bob's history with `peer`, pages of `count` walked from the newest: the IDs of each page.
+async fn pages_of_bob_history(store: &Store, peer: &str, count: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut before: Option<String> = None;
+    loop {
+        let page = store
+            .messages(
+                "bob".into(),
+                ConversationRef::c2c(peer, "bob"),
+                before.clone(),
+                count,
+            )
+            .await
+            .expect("reads")
+            .expect("the cursor is known");
+        pages.push(page.message_list.iter().map(|m| m.id.clone()).collect());
+        if page.is_completed {
+            return pages;
+        }
+        before = Some(page.next_req_message_id);
+    }
+}
+
+/// Seven messages from alice and five from carol to bob, interleaved, some in one commit.
+async fn write_two_conversations(store: &Store) {
+    for n in 1..=5u64 {
+        let (alice, carol) = tokio::join!(
+            store.write(message_to_bob_job("alice", &format!("a{n}"), n)),
+            store.write(message_to_bob_job("carol", &format!("c{n}"), n)),
+        );
+        alice.expect("commits");
+        carol.expect("commits");
+    }
+    for n in 6..=7u64 {
+        store
+            .write(message_to_bob_job("alice", &format!("a{n}"), n))
+            .await
+            .expect("commits");
+    }
+}
+
+fn ids(prefix: &str, range: std::ops::RangeInclusive<u64>) -> Vec<String> {
+    range.map(|n| format!("{prefix}{n}")).collect()
+}
+
+#[tokio::test]
+async fn history_pages_walk_back_one_conversation_among_interleaved_ones() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    write_two_conversations(&store).await;
+    let alice = vec![ids("a", 5..=7), ids("a", 2..=4), ids("a", 1..=1)];
+    assert_eq!(pages_of_bob_history(&store, "alice", 3).await, alice);
+    let carol = vec![ids("c", 1..=5)];
+    assert_eq!(pages_of_bob_history(&store, "carol", 5).await, carol);
+    assert_eq!(
+        pages_of_bob_history(&store, "dave", 5).await,
+        vec![Vec::<String>::new()],
+        "a conversation without messages is an empty last page"
+    );
+    // A cursor from another conversation is not one of this conversation's messages.
+    let page = store
+        .messages(
+            "bob".into(),
+            ConversationRef::c2c("alice", "bob"),
+            Some("c3".into()),
+            5,
+        )
+        .await
+        .expect("reads");
+    assert!(page.is_none(), "{page:?}");
+    // Numbering goes on after a restart, from the conversation's head.
+    close(store).await;
+    let store = open(dir.path());
+    let report = store
+        .write(message_to_bob_job("carol", "c6", 6))
+        .await
+        .expect("commits");
+    assert_eq!(report.messages[0].stored.sequence, 6);
+    assert_eq!(
+        pages_of_bob_history(&store, "carol", 4).await,
+        vec![ids("c", 3..=6), ids("c", 1..=2)]
+    );
+    close(store).await;
+}
+
+#[tokio::test]
+async fn a_version_6_database_links_its_messages_and_pages_its_history_as_before() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    write_two_conversations(&store).await;
+    close(store).await;
+    // What version 6 had: the (conv_key, seq) index, no links and no heads.
+    let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    tables
+        .execute_batch(
+            "CREATE UNIQUE INDEX messages_conv_seq ON messages(conv_key, seq);
+             UPDATE messages SET prev_message_id = NULL;
+             DELETE FROM conversation_heads;
+             PRAGMA user_version = 6;",
+        )
+        .expect("goes back to version 6");
+    drop(tables);
+
+    let store = open(dir.path());
+    let alice = vec![ids("a", 4..=7), ids("a", 1..=3)];
+    assert_eq!(pages_of_bob_history(&store, "alice", 4).await, alice);
+    assert_eq!(
+        pages_of_bob_history(&store, "carol", 2).await,
+        vec![ids("c", 4..=5), ids("c", 2..=3), ids("c", 1..=1)]
+    );
+    let report = store
+        .write(message_to_bob_job("alice", "a8", 8))
+        .await
+        .expect("commits");
+    assert_eq!(report.messages[0].stored.sequence, 8);
+    assert_eq!(
+        pages_of_bob_history(&store, "alice", 5).await,
+        vec![ids("a", 4..=8), ids("a", 1..=3)]
+    );
+    close(store).await;
+    let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+    let (version, index): (i64, i64) = tables
+        .query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version),
+                    (SELECT count(*) FROM sqlite_master WHERE name = 'messages_conv_seq')",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("reads");
+    assert_eq!((version, index), (7, 0), "version 7, without the index");
 }

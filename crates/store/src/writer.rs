@@ -661,8 +661,9 @@ impl Writer {
         } else {
             let stored: Option<i64> = self
                 .tables
-                .prepare_cached("SELECT max(seq) FROM messages WHERE conv_key = ?1")?
-                .query_row([key], |row| row.get(0))?;
+                .prepare_cached("SELECT seq FROM conversation_heads WHERE conv_key = ?1")?
+                .query_row([key], |row| row.get(0))
+                .optional()?;
             self.numbers
                 .conversation_heads
                 .entry(key.to_owned())
