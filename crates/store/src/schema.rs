@@ -210,6 +210,14 @@ fn link_messages(conn: &Connection) -> Result<(), StoreError> {
     )?;
     if !has_link {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN prev_message_id TEXT")?;
+        let count: i64 = conn.query_row("SELECT count(*) FROM messages", [], |row| row.get(0))?;
+        if count > 0 {
+            // About 13 s a million on our test machine: worth saying why the start waits.
+            tracing::info!(
+                messages = count,
+                "linking the history of an earlier version, once"
+            );
+        }
     }
     // In SQLite a bare column beside max() comes from the row holding the maximum.
     conn.execute_batch(
