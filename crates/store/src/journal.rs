@@ -79,37 +79,57 @@ pub(crate) const COMPRESSED: u8 = 0x01;
 /// length in a frame is damage, and decoding it would allocate that much.
 const LZ4_MAX_EXPANSION: usize = 255;
 
-/// Encodes `records` into `buffer` as LZ4-compressed MessagePack after room for the frame
-/// header, replacing what it held; `plain` is scratch space for the MessagePack (the writer
-/// keeps both rather than allocating per commit). MessagePack rather than JSON: the records
-/// carry rendered JSON frames, which JSON would escape a second time. Compressed because a
-/// commit's records repeat field names and user and invitation IDs, and every byte of a frame
-/// is written and synced before its actions are answered: frames are a third to a fifth of
-/// their plain size.
-pub(crate) fn encode_frame(
-    records: &[Record],
-    buffer: &mut Vec<u8>,
-    plain: &mut Vec<u8>,
-) -> Result<(), StoreError> {
-    plain.clear();
-    // Named fields: records skip empty optional fields, so positions would not line up.
-    rmp_serde::encode::write_named(&mut *plain, records)
-        .map_err(|e| StoreError::Corrupt(format!("journal encode: {e}")))?;
-    let length = u32::try_from(plain.len()).map_err(|_| {
-        StoreError::Corrupt(format!("a commit of {} bytes is too large", plain.len()))
-    })?;
-    let start = crate::log_file::HEADER_BYTES + 5;
-    buffer.clear();
-    buffer.resize(
-        start + lz4_flex::block::get_maximum_output_size(plain.len()),
-        0,
-    );
-    buffer[start - 5] = COMPRESSED;
-    buffer[start - 4..start].copy_from_slice(&length.to_le_bytes());
-    let written = lz4_flex::block::compress_into(plain, &mut buffer[start..])
-        .map_err(|e| StoreError::Corrupt(format!("journal compression: {e}")))?;
-    buffer.truncate(start + written);
-    Ok(())
+/// Largest scratch buffer kept between commits: a rare large commit should not keep its size.
+const SCRATCH_KEPT_BYTES: usize = 4 << 20;
+
+/// Encodes a commit's records into a journal frame: LZ4-compressed MessagePack after room for
+/// the frame header. MessagePack rather than JSON: the records carry rendered JSON frames,
+/// which JSON would escape a second time. Compressed because a commit's records repeat field
+/// names and user and invitation IDs, and every byte of a frame is written and synced before
+/// its actions are answered: frames are a third to a fifth of their plain size. The scratch
+/// buffers are kept from commit to commit (the writer has one encoder), so a frame costs one
+/// allocation of its own size.
+#[derive(Default)]
+pub(crate) struct FrameEncoder {
+    plain: Vec<u8>,
+    compressed: Vec<u8>,
+}
+
+impl FrameEncoder {
+    pub(crate) fn encode(&mut self, records: &[Record]) -> Result<Vec<u8>, StoreError> {
+        self.plain.clear();
+        // Named fields: records skip empty optional fields, so positions would not line up.
+        rmp_serde::encode::write_named(&mut self.plain, records)
+            .map_err(|e| StoreError::Corrupt(format!("journal encode: {e}")))?;
+        let length = u32::try_from(self.plain.len()).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "a commit of {} bytes is too large",
+                self.plain.len()
+            ))
+        })?;
+        let bound = lz4_flex::block::get_maximum_output_size(self.plain.len());
+        if self.compressed.len() < bound {
+            self.compressed.resize(bound, 0);
+        }
+        let written = lz4_flex::block::compress_into(&self.plain, &mut self.compressed)
+            .map_err(|e| StoreError::Corrupt(format!("journal compression: {e}")))?;
+        let start = crate::log_file::HEADER_BYTES + 5;
+        let mut frame = Vec::with_capacity(start + written);
+        frame.resize(crate::log_file::HEADER_BYTES, 0);
+        frame.push(COMPRESSED);
+        frame.extend_from_slice(&length.to_le_bytes());
+        frame.extend_from_slice(&self.compressed[..written]);
+        if self.plain.capacity() > SCRATCH_KEPT_BYTES {
+            *self = Self::default();
+        }
+        Ok(frame)
+    }
+
+    /// The plain size of the last frame encoded (for tests).
+    #[cfg(test)]
+    pub(crate) fn last_plain_len(&self) -> usize {
+        self.plain.len()
+    }
 }
 
 /// Decodes one frame's payload: compressed MessagePack, or, as written before, plain
@@ -302,8 +322,7 @@ mod tests {
     #[test]
     fn every_record_reads_back_as_written() {
         let records = every_kind_of_record();
-        let mut frame = Vec::new();
-        encode_frame(&records, &mut frame, &mut Vec::new()).expect("encodes");
+        let frame = FrameEncoder::default().encode(&records).expect("encodes");
         let bytes = &frame[crate::log_file::HEADER_BYTES..];
         assert_eq!(bytes.first(), Some(&COMPRESSED));
         let decoded = decode(1, bytes).expect("decodes");
@@ -337,17 +356,24 @@ mod tests {
     #[test]
     fn a_busy_commit_is_written_in_under_a_third_of_its_plain_size() {
         let records = a_busy_commit();
-        let mut frame = Vec::new();
-        let mut plain = Vec::new();
-        encode_frame(&records, &mut frame, &mut plain).expect("encodes");
-        let written = frame.len() - crate::log_file::HEADER_BYTES;
-        assert!(
-            written * 3 < plain.len(),
-            "{written} bytes written for {} plain",
-            plain.len()
-        );
-        let decoded = decode(1, &frame[crate::log_file::HEADER_BYTES..]).expect("decodes");
-        assert_eq!(format!("{decoded:?}"), format!("{records:?}"));
+        let mut encoder = FrameEncoder::default();
+        // Twice: the second reuses the scratch buffers of the first, larger commit.
+        for records in [&records[..], &records[..records.len() / 3]] {
+            let frame = encoder.encode(records).expect("encodes");
+            assert_eq!(
+                frame.len(),
+                frame.capacity(),
+                "one allocation of its own size"
+            );
+            let written = frame.len() - crate::log_file::HEADER_BYTES;
+            let plain = encoder.last_plain_len();
+            assert!(
+                written * 3 < plain,
+                "{written} bytes written for {plain} plain"
+            );
+            let decoded = decode(1, &frame[crate::log_file::HEADER_BYTES..]).expect("decodes");
+            assert_eq!(format!("{decoded:?}"), format!("{records:?}"));
+        }
     }
 
     #[test]
@@ -361,8 +387,9 @@ mod tests {
 
     #[test]
     fn damaged_compressed_frames_are_errors_naming_the_row() {
-        let mut frame = Vec::new();
-        encode_frame(&a_busy_commit(), &mut frame, &mut Vec::new()).expect("encodes");
+        let frame = FrameEncoder::default()
+            .encode(&a_busy_commit())
+            .expect("encodes");
         let good = frame[crate::log_file::HEADER_BYTES..].to_vec();
         let mut damaged = vec![
             ("cut in the block", good[..good.len() / 2].to_vec()),
@@ -404,8 +431,9 @@ mod tests {
 
     #[test]
     fn a_cut_off_row_is_reported_as_corrupt() {
-        let mut frame = Vec::new();
-        encode_frame(&every_kind_of_record(), &mut frame, &mut Vec::new()).expect("encodes");
+        let mut frame = FrameEncoder::default()
+            .encode(&every_kind_of_record())
+            .expect("encodes");
         frame.truncate(frame.len() / 2);
         let bytes = &frame[crate::log_file::HEADER_BYTES..];
         assert!(matches!(decode(9, bytes), Err(StoreError::Corrupt(m)) if m.contains("row 9")));

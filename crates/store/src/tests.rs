@@ -144,8 +144,9 @@ fn unindexed_m2() -> Vec<journal::Record> {
 
 #[tokio::test]
 async fn journal_rows_a_crash_left_unindexed_are_applied_once() {
-    let mut frame = Vec::new();
-    journal::encode_frame(&unindexed_m2(), &mut frame, &mut Vec::new()).expect("encodes");
+    let frame = journal::FrameEncoder::default()
+        .encode(&unindexed_m2())
+        .expect("encodes");
     a_frame_a_crash_left_unindexed_is_applied_once(frame).await;
 }
 

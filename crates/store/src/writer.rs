@@ -160,8 +160,7 @@ pub(crate) struct Writer {
     numbers: Numbers,
     unindexed: Unindexed,
     next_pos: u64,
-    /// Scratch space for a commit's records before they are compressed into its frame.
-    plain_frame: Vec<u8>,
+    frame_encoder: journal::FrameEncoder,
 }
 
 /// Cached sequence heads, loaded from the indexed tables on first use.
@@ -253,7 +252,7 @@ impl Writer {
             numbers: Numbers::default(),
             unindexed: Unindexed::default(),
             next_pos,
-            plain_frame: Vec::new(),
+            frame_encoder: journal::FrameEncoder::default(),
         }
     }
 
@@ -290,7 +289,6 @@ impl Writer {
             keys: Vec::new(),
         };
         let mut reports = Vec::with_capacity(envelopes.len());
-        // Allocated once encode_frame knows the bound of the compressed size.
         let mut frame = Vec::new();
         let (jobs, replies): (Vec<_>, Vec<_>) = envelopes
             .into_iter()
@@ -301,7 +299,7 @@ impl Writer {
                 reports.push(self.apply_job(job, &mut batch)?);
             }
             if !batch.records.is_empty() {
-                journal::encode_frame(&batch.records, &mut frame, &mut self.plain_frame)?;
+                frame = self.frame_encoder.encode(&batch.records)?;
             }
             Ok(())
         })();
