@@ -6,6 +6,7 @@
 //! most of the bytes the indexed tables write (about 580 of them per action), which compete
 //! with the journal's syncs for the disk.
 
+use crate::compressed;
 use crate::StoreError;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -24,31 +25,21 @@ pub(crate) struct KeptEvent<'r> {
     pub(crate) stored: Cow<'r, str>,
 }
 
-/// First byte of a compressed run, then the MessagePack's length (u32, little-endian) and the
-/// LZ4 block. Runs written before schema 5 are plain MessagePack, whose first byte (an array)
-/// is never this one.
-pub(crate) const COMPRESSED: u8 = 0x01;
 /// The largest run decoded: far above 256 events of the largest frame, and what a damaged
 /// length can make a resume allocate at most.
 const MAX_RUN_BYTES: usize = 64 * 1024 * 1024;
 
+/// A run as stored: compressed (see compressed.rs); runs written before schema 5 are plain
+/// MessagePack and still read.
 pub(crate) fn encode(events: &[KeptEvent<'_>]) -> Result<Vec<u8>, StoreError> {
     let plain = rmp_serde::to_vec(events)
         .map_err(|e| StoreError::Corrupt(format!("event run encode: {e}")))?;
     // A run too long to be read back compressed (none comes near) stays plain.
-    let Some(length) = u32::try_from(plain.len())
-        .ok()
-        .filter(|_| plain.len() <= MAX_RUN_BYTES)
-    else {
+    if plain.len() > MAX_RUN_BYTES {
         return Ok(plain);
-    };
-    let mut out = vec![0; 5 + lz4_flex::block::get_maximum_output_size(plain.len())];
-    out[0] = COMPRESSED;
-    out[1..5].copy_from_slice(&length.to_le_bytes());
-    let written = lz4_flex::block::compress_into(&plain, &mut out[5..])
-        .map_err(|e| StoreError::Corrupt(format!("event run compression: {e}")))?;
-    out.truncate(5 + written);
-    Ok(out)
+    }
+    compressed::compress(&plain, 0, &mut Vec::new())
+        .map_err(|e| StoreError::Corrupt(format!("event run compression: {e}")))
 }
 
 pub(crate) fn decode(
@@ -61,27 +52,18 @@ pub(crate) fn decode(
             "the events of {user} from {first_seq} on cannot be read: {e}"
         ))
     };
-    let Some(compressed) = bytes.strip_prefix(&[COMPRESSED]) else {
-        return rmp_serde::from_slice(bytes).map_err(|e| unreadable(&e));
-    };
-    let (length, block) =
-        lz4_flex::block::uncompressed_size(compressed).map_err(|e| unreadable(&e))?;
-    if length > MAX_RUN_BYTES {
-        return Err(unreadable(&format!("a run of {length} bytes is too long")));
+    match compressed::decompress(bytes, MAX_RUN_BYTES) {
+        None => rmp_serde::from_slice(bytes).map_err(|e| unreadable(&e)),
+        Some(plain) => {
+            rmp_serde::from_slice(&plain.map_err(|e| unreadable(&e))?).map_err(|e| unreadable(&e))
+        }
     }
-    let plain = lz4_flex::block::decompress(block, length).map_err(|e| unreadable(&e))?;
-    if plain.len() != length {
-        return Err(unreadable(&format!(
-            "{} bytes where {length} were written",
-            plain.len()
-        )));
-    }
-    rmp_serde::from_slice(&plain).map_err(|e| unreadable(&e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compressed::COMPRESSED;
 
     fn run(count: u64) -> Vec<KeptEvent<'static>> {
         (1..=count)

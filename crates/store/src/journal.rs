@@ -3,6 +3,7 @@
 //! to the queryable tables behind it. Journals of earlier versions, rows of one SQLite table,
 //! are read once at start-up and then removed.
 
+use crate::compressed;
 use crate::StoreError;
 use beckon_core::{Group, Invitation, Member};
 use rusqlite::Connection;
@@ -71,14 +72,6 @@ pub(crate) enum Record {
     },
 }
 
-/// First byte of a compressed frame payload, then the MessagePack's length (u32,
-/// little-endian) and its LZ4 block. Payloads written before are plain MessagePack (an array)
-/// or JSON (`[`), never this byte.
-pub(crate) const COMPRESSED: u8 = 0x01;
-/// How much larger than its block an LZ4 block's content can be (a run of one byte); a longer
-/// length in a frame is damage, and decoding it would allocate that much.
-const LZ4_MAX_EXPANSION: usize = 255;
-
 /// Largest scratch buffer kept between commits: a rare large commit should not keep its size.
 const SCRATCH_KEPT_BYTES: usize = 4 << 20;
 
@@ -92,7 +85,7 @@ const SCRATCH_KEPT_BYTES: usize = 4 << 20;
 #[derive(Default)]
 pub(crate) struct FrameEncoder {
     plain: Vec<u8>,
-    compressed: Vec<u8>,
+    scratch: Vec<u8>,
 }
 
 impl FrameEncoder {
@@ -101,24 +94,12 @@ impl FrameEncoder {
         // Named fields: records skip empty optional fields, so positions would not line up.
         rmp_serde::encode::write_named(&mut self.plain, records)
             .map_err(|e| StoreError::Corrupt(format!("journal encode: {e}")))?;
-        let length = u32::try_from(self.plain.len()).map_err(|_| {
-            StoreError::Corrupt(format!(
-                "a commit of {} bytes is too large",
-                self.plain.len()
-            ))
-        })?;
-        let bound = lz4_flex::block::get_maximum_output_size(self.plain.len());
-        if self.compressed.len() < bound {
-            self.compressed.resize(bound, 0);
-        }
-        let written = lz4_flex::block::compress_into(&self.plain, &mut self.compressed)
-            .map_err(|e| StoreError::Corrupt(format!("journal compression: {e}")))?;
-        let start = crate::log_file::HEADER_BYTES + 5;
-        let mut frame = Vec::with_capacity(start + written);
-        frame.resize(crate::log_file::HEADER_BYTES, 0);
-        frame.push(COMPRESSED);
-        frame.extend_from_slice(&length.to_le_bytes());
-        frame.extend_from_slice(&self.compressed[..written]);
+        let frame = compressed::compress(
+            &self.plain,
+            crate::log_file::HEADER_BYTES,
+            &mut self.scratch,
+        )
+        .map_err(|e| StoreError::Corrupt(format!("journal compression: {e}")))?;
         if self.plain.capacity() > SCRATCH_KEPT_BYTES {
             *self = Self::default();
         }
@@ -139,23 +120,9 @@ pub(crate) fn decode(pos: u64, bytes: &[u8]) -> Result<Vec<Record>, StoreError> 
     let unreadable = |e: &dyn std::fmt::Display| {
         StoreError::Corrupt(format!("journal row {pos} cannot be read: {e}"))
     };
-    if let Some(compressed) = bytes.strip_prefix(&[COMPRESSED]) {
-        let (length, block) =
-            lz4_flex::block::uncompressed_size(compressed).map_err(|e| unreadable(&e))?;
-        if length > block.len().saturating_mul(LZ4_MAX_EXPANSION) + 16 {
-            return Err(unreadable(&format!(
-                "{length} bytes cannot come from a block of {}",
-                block.len()
-            )));
-        }
-        let plain = lz4_flex::block::decompress(block, length).map_err(|e| unreadable(&e))?;
-        if plain.len() != length {
-            return Err(unreadable(&format!(
-                "{} bytes where {length} were written",
-                plain.len()
-            )));
-        }
-        return rmp_serde::from_slice(&plain).map_err(|e| unreadable(&e));
+    if let Some(plain) = compressed::decompress(bytes, usize::MAX) {
+        return rmp_serde::from_slice(&plain.map_err(|e| unreadable(&e))?)
+            .map_err(|e| unreadable(&e));
     }
     let decoded = if bytes.first() == Some(&b'[') {
         serde_json::from_slice(bytes).map_err(|e| e.to_string())
@@ -233,6 +200,7 @@ pub(crate) fn append_legacy(data_dir: &Path, pos: u64, bytes: &[u8]) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compressed::COMPRESSED;
     use beckon_core::{Invitee, InviteeState};
 
     fn every_kind_of_record() -> Vec<Record> {

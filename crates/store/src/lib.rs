@@ -12,6 +12,7 @@
 
 mod checkpoint;
 mod committer;
+mod compressed;
 mod event_runs;
 mod indexer;
 mod journal;

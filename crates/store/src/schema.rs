@@ -199,17 +199,25 @@ fn table_exists(conn: &Connection, name: &str) -> Result<bool, StoreError> {
     )?)
 }
 
+/// Adds `column` (its name and type) to `table` unless the table has it; says whether it did.
+fn add_column_if_missing(conn: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    let name = column.split_whitespace().next().unwrap_or(column);
+    let present: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+        [table, name],
+        |row| row.get(0),
+    )?;
+    if !present {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column}"))?;
+    }
+    Ok(!present)
+}
+
 /// Links the messages of an earlier version, each to its conversation's previous one, fills
 /// `conversation_heads`, and drops the `(conv_key, seq)` index the links replace (used here
 /// one last time to find each message's predecessor).
 fn link_messages(conn: &Connection) -> Result<(), StoreError> {
-    let has_link: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('messages') WHERE name = 'prev_message_id')",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_link {
-        conn.execute_batch("ALTER TABLE messages ADD COLUMN prev_message_id TEXT")?;
+    if add_column_if_missing(conn, "messages", "prev_message_id TEXT")? {
         let count: i64 = conn.query_row("SELECT count(*) FROM messages", [], |row| row.get(0))?;
         if count > 0 {
             // About 13 s a million on our test machine: worth saying why the start waits.
@@ -236,14 +244,7 @@ fn link_messages(conn: &Connection) -> Result<(), StoreError> {
 /// Brings the tables of a version 2 or 3 database (renamed with `OLD_SUFFIX`) into the
 /// version 4 ones, then drops them.
 fn upgrade_to_v4(conn: &Connection) -> Result<(), StoreError> {
-    let has_last_run: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('user_heads') WHERE name = 'last_run')",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_last_run {
-        conn.execute_batch("ALTER TABLE user_heads ADD COLUMN last_run INTEGER")?;
-    }
+    add_column_if_missing(conn, "user_heads", "last_run INTEGER")?;
     let invitations = format!("invitations{OLD_SUFFIX}");
     if table_exists(conn, &invitations)? {
         let deadline = "CAST(json_extract(i.body, '$.deadline_ms') AS INTEGER)";

@@ -808,12 +808,12 @@ async fn a_version_4_database_upgrades_and_its_uncompressed_runs_still_resume() 
     assert_eq!(first_bytes.len(), 3, "{first_bytes:?}");
     assert_ne!(
         first_bytes[0],
-        event_runs::COMPRESSED,
+        compressed::COMPRESSED,
         "the old runs stay as they were"
     );
     assert_eq!(
         first_bytes[2],
-        event_runs::COMPRESSED,
+        compressed::COMPRESSED,
         "a new run is compressed"
     );
 }
@@ -1020,6 +1020,15 @@ fn message_to_bob_job(from: &str, id: &str, time: u64) -> WriteJob {
     job
 }
 
+/// Writes a message from `from` to bob and returns the number it got in their conversation.
+async fn sequence_of_message_to_bob(store: &Store, from: &str, id: &str, time: u64) -> u64 {
+    let report = store
+        .write(message_to_bob_job(from, id, time))
+        .await
+        .expect("commits");
+    report.messages[0].stored.sequence
+}
+
 /// Bob's history with `peer`, pages of `count` walked from the newest: the IDs of each page.
 async fn pages_of_bob_history(store: &Store, peer: &str, count: usize) -> Vec<Vec<String>> {
     let mut pages = Vec::new();
@@ -1061,6 +1070,15 @@ async fn write_two_conversations(store: &Store) {
     }
 }
 
+/// A data directory holding `write_two_conversations`, its store closed.
+async fn closed_store_with_two_conversations() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    write_two_conversations(&store).await;
+    close(store).await;
+    dir
+}
+
 fn ids(prefix: &str, range: std::ops::RangeInclusive<u64>) -> Vec<String> {
     range.map(|n| format!("{prefix}{n}")).collect()
 }
@@ -1093,11 +1111,10 @@ async fn history_pages_walk_back_one_conversation_among_interleaved_ones() {
     // Numbering goes on after a restart, from the conversation's head.
     close(store).await;
     let store = open(dir.path());
-    let report = store
-        .write(message_to_bob_job("carol", "c6", 6))
-        .await
-        .expect("commits");
-    assert_eq!(report.messages[0].stored.sequence, 6);
+    assert_eq!(
+        sequence_of_message_to_bob(&store, "carol", "c6", 6).await,
+        6
+    );
     assert_eq!(
         pages_of_bob_history(&store, "carol", 4).await,
         vec![ids("c", 3..=6), ids("c", 1..=2)]
@@ -1107,10 +1124,7 @@ async fn history_pages_walk_back_one_conversation_among_interleaved_ones() {
 
 #[tokio::test]
 async fn a_version_6_database_links_its_messages_and_pages_its_history_as_before() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = open(dir.path());
-    write_two_conversations(&store).await;
-    close(store).await;
+    let dir = closed_store_with_two_conversations().await;
     // What version 6 had: the (conv_key, seq) index, no links and no heads.
     let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
     tables
@@ -1130,11 +1144,10 @@ async fn a_version_6_database_links_its_messages_and_pages_its_history_as_before
         pages_of_bob_history(&store, "carol", 2).await,
         vec![ids("c", 4..=5), ids("c", 2..=3), ids("c", 1..=1)]
     );
-    let report = store
-        .write(message_to_bob_job("alice", "a8", 8))
-        .await
-        .expect("commits");
-    assert_eq!(report.messages[0].stored.sequence, 8);
+    assert_eq!(
+        sequence_of_message_to_bob(&store, "alice", "a8", 8).await,
+        8
+    );
     assert_eq!(
         pages_of_bob_history(&store, "alice", 5).await,
         vec![ids("a", 4..=8), ids("a", 1..=3)]
@@ -1150,4 +1163,39 @@ async fn a_version_6_database_links_its_messages_and_pages_its_history_as_before
         )
         .expect("reads");
     assert_eq!((version, index), (7, 0), "version 7, without the index");
+}
+
+#[tokio::test]
+async fn a_history_link_to_a_missing_message_or_to_another_conversation_is_an_error() {
+    let dir = closed_store_with_two_conversations().await;
+    for (link, expected) in [
+        ("gone", "links to a missing message gone"),
+        ("c2", "links to message c2 of another conversation"),
+    ] {
+        let tables = rusqlite::Connection::open(dir.path().join("beckon.sqlite3")).expect("opens");
+        tables
+            .execute(
+                "UPDATE messages SET prev_message_id = ?1 WHERE message_id = 'a5'",
+                [link],
+            )
+            .expect("damages the link");
+        drop(tables);
+        let store = open(dir.path());
+        let page = store
+            .messages("bob".into(), ConversationRef::c2c("alice", "bob"), None, 5)
+            .await;
+        match page {
+            Err(StoreError::Corrupt(message)) => assert!(message.contains(expected), "{message}"),
+            other => panic!("{link}: {other:?}"),
+        }
+        // The messages before the damage still page.
+        let newest = store
+            .messages("bob".into(), ConversationRef::c2c("alice", "bob"), None, 2)
+            .await
+            .expect("reads")
+            .expect("conversation exists");
+        let ids: Vec<_> = newest.message_list.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["a6", "a7"]);
+        close(store).await;
+    }
 }
