@@ -54,6 +54,24 @@ pub(crate) struct AppArgs {
     pub(crate) secret_key: Option<String>,
 }
 
+/// `--background-threads` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BackgroundThreadsArg {
+    Adaptive,
+    Normal,
+    Idle,
+}
+
+impl From<BackgroundThreadsArg> for beckon_server::BackgroundThreads {
+    fn from(arg: BackgroundThreadsArg) -> Self {
+        match arg {
+            BackgroundThreadsArg::Adaptive => Self::Adaptive,
+            BackgroundThreadsArg::Normal => Self::Normal,
+            BackgroundThreadsArg::Idle => Self::Idle,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
     /// Address to listen on.
@@ -77,10 +95,19 @@ struct ServeArgs {
     /// demo page. Defaults to on with generated dev credentials, off with a configured key.
     #[arg(long, env = "BECKON_DEV")]
     dev: Option<bool>,
-    /// Run the store's indexer and checkpointer at the idle scheduling priority (Linux): a
-    /// lower ring latency tail on a machine Beckon has to itself, but commits slow down when
-    /// other processes keep every core busy.
-    #[arg(long, env = "BECKON_IDLE_BACKGROUND_THREADS", default_value_t = false)]
+    /// Scheduling of the store's indexer and checkpointer (Linux): `adaptive` runs them under
+    /// the idle policy while they keep up and the normal one while their queue backs up
+    /// (normal throughout where the process may not raise a thread back); `normal`; `idle`
+    /// always, for a machine Beckon has to itself.
+    #[arg(long, env = "BECKON_BACKGROUND_THREADS", value_enum, default_value_t = BackgroundThreadsArg::Adaptive)]
+    background_threads: BackgroundThreadsArg,
+    /// Older spelling of `--background-threads idle`.
+    #[arg(
+        long,
+        env = "BECKON_IDLE_BACKGROUND_THREADS",
+        hide = true,
+        default_value_t = false
+    )]
     idle_background_threads: bool,
     /// Log format: `text` or `json`.
     #[arg(long, env = "BECKON_LOG_FORMAT", default_value = "text")]
@@ -152,7 +179,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
         event_retention: Duration::from_secs(args.event_retention.max(1)),
         max_connections: args.max_connections,
         rate_limit_per_second: args.rate_limit,
-        idle_background_threads: args.idle_background_threads,
+        background_threads: if args.idle_background_threads {
+            beckon_server::BackgroundThreads::Idle
+        } else {
+            args.background_threads.into()
+        },
         dev_mode,
         ..beckon_server::ServerConfig::default()
     };

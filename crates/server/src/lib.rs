@@ -17,6 +17,7 @@ mod ws;
 
 pub use service::Service;
 
+pub use beckon_store::BackgroundThreads;
 use beckon_store::{Store, StoreConfig};
 use beckon_usersig::UserSigKey;
 use std::net::SocketAddr;
@@ -55,8 +56,8 @@ pub struct ServerConfig {
     /// Dev mode: `/dev/usersig` mints UserSigs for anyone and `/dev/users` lists accounts, for
     /// the demo page. Never for production.
     pub dev_mode: bool,
-    /// The store's indexer and checkpointer under `SCHED_IDLE` (see `StoreConfig`).
-    pub idle_background_threads: bool,
+    /// Scheduling of the store's indexer and checkpointer (see `StoreConfig`).
+    pub background_threads: BackgroundThreads,
 }
 
 impl Default for ServerConfig {
@@ -76,7 +77,7 @@ impl Default for ServerConfig {
             max_in_flight: 64,
             admin_identifier: "administrator".into(),
             dev_mode: false,
-            idle_background_threads: false,
+            background_threads: BackgroundThreads::default(),
         }
     }
 }
@@ -128,7 +129,7 @@ impl Server {
         }
         let store_config = StoreConfig {
             event_retention_ms: config.event_retention.as_millis() as u64,
-            idle_background_threads: config.idle_background_threads,
+            background_threads: config.background_threads,
             ..StoreConfig::default()
         };
         let registry = Arc::new(registry::Registry::new(config.max_connections));

@@ -1,6 +1,7 @@
 //! The checkpointer thread: copies the write-ahead log of the indexed tables back into their
 //! database beside the indexer, so its commits never pay for a checkpoint inline.
 
+use crate::priority::ThreadPolicy;
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,9 +12,10 @@ use std::time::Duration;
 /// about 48 ms at 200 ms, and about 1 s with checkpoints 30 s apart).
 const INTERVAL: Duration = Duration::from_millis(50);
 
-pub(crate) fn run(databases: &[Connection], stop: &Arc<AtomicBool>) {
+pub(crate) fn run(databases: &[Connection], stop: &Arc<AtomicBool>, policy: &ThreadPolicy) {
     while !stop.load(Ordering::Acquire) {
         std::thread::sleep(INTERVAL);
+        policy.follow();
         for conn in databases {
             checkpoint(conn);
         }

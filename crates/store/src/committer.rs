@@ -7,8 +7,9 @@
 //! passes their records to the indexer, counts them committed, hands their events to the
 //! server and answers their jobs.
 
-use crate::indexer::{Backlog, Synced};
+use crate::indexer::{self, Backlog, Synced};
 use crate::log_file::Log;
+use crate::priority::Background;
 use crate::writer::{Deliver, Delivery, JobReport};
 use crate::StoreError;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,8 @@ pub(crate) struct CommitLinks {
     pub(crate) indexer: mpsc::Sender<Synced>,
     /// Records the indexer has yet to apply: waited on before more are queued.
     pub(crate) backlog: Arc<Backlog>,
+    /// Asked for the normal policy when the backlog says the indexer is starved.
+    pub(crate) background: Arc<Background>,
     /// Newest position the indexer has made durable: journal segments up to it can go.
     pub(crate) durable: Arc<AtomicU64>,
     /// Newest position committed to the journal; readers wait until it is applied.
@@ -105,9 +108,14 @@ impl Committer {
             // Queued before it counts as committed: a reader that sees it committed finds it
             // in the indexer's queue (see Indexer::gather). A full queue holds the answers
             // back until the indexer catches up.
-            self.links
+            let queued = self
+                .links
                 .backlog
                 .add(synced.iter().map(|(_, records)| records.len()).sum());
+            if queued >= indexer::MAX_RECORDS_PER_COMMIT {
+                // A whole transaction behind: an idle-policy indexer is not getting a core.
+                self.links.background.ask_for_normal();
+            }
             if self.links.indexer.send(synced).is_err() {
                 // Durable, but the tables will not show it until a restart replays the
                 // journal: stop serving.

@@ -9,6 +9,7 @@
 
 use crate::event_runs::{self, KeptEvent, MAX_EVENTS_PER_RUN};
 use crate::journal::Record;
+use crate::priority::{Background, ThreadPolicy};
 use crate::{now_ms, StoreConfig, StoreError};
 use beckon_core::Invitation;
 use foldhash::HashMap;
@@ -51,8 +52,8 @@ struct BacklogState {
 
 impl Backlog {
     /// Counts `records` about to be queued, first waiting while the queue is full (a batch
-    /// larger than the bound goes into an empty queue).
-    pub(crate) fn add(&self, records: usize) {
+    /// larger than the bound goes into an empty queue). Returns the count queued then.
+    pub(crate) fn add(&self, records: usize) -> usize {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         while !state.closed && state.records > 0 && state.records + records > MAX_QUEUED_RECORDS {
             state.waiting += 1;
@@ -66,6 +67,14 @@ impl Backlog {
         if state.records >= MAX_RECORDS_PER_COMMIT {
             self.apply_now.notify_one();
         }
+        state.records
+    }
+
+    fn queued(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .records
     }
 
     /// Asks a gathering indexer to apply what is queued without waiting for more.
@@ -116,7 +125,7 @@ pub(crate) type Synced = Vec<Batch>;
 /// keeps each flush small (see the checkpoint interval).
 const DURABLE_EVERY: Duration = Duration::from_millis(250);
 /// Most records applied in one transaction, so readers waiting for it are not held long.
-const MAX_RECORDS_PER_COMMIT: usize = 50_000;
+pub(crate) const MAX_RECORDS_PER_COMMIT: usize = 50_000;
 /// Longest interval between prunes of old events (shorter when the retention is short).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_CHUNK: i64 = 20_000;
@@ -137,6 +146,9 @@ pub(crate) struct Indexer {
     last_prune: Instant,
     /// Records queued and not yet applied; the committer waits on it.
     pub(crate) backlog: Arc<Backlog>,
+    /// The indexer thread's scheduling policy, followed between records (none while the
+    /// opening thread replays the journal).
+    policy: Option<ThreadPolicy>,
 }
 
 impl Indexer {
@@ -167,6 +179,7 @@ impl Indexer {
                 last_durable: Instant::now(),
                 last_prune: Instant::now(),
                 backlog: Arc::new(Backlog::default()),
+                policy: None,
             },
             applied_rx,
         ))
@@ -181,11 +194,15 @@ impl Indexer {
         mut self,
         batches: &mpsc::Receiver<Synced>,
         failure: &watch::Sender<Option<String>>,
+        background: &Arc<Background>,
     ) {
+        self.policy = Some(background.enter("indexer"));
         loop {
             let first = match batches.recv_timeout(self.prune_interval().min(DURABLE_EVERY)) {
                 Ok(batch) => batch,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
+                    background.settle(self.backlog.queued(), MAX_RECORDS_PER_COMMIT / 4);
+                    self.follow_policy();
                     if let Err(error) = self.idle_work() {
                         tracing::warn!(%error, "indexer upkeep failed; will retry");
                     }
@@ -204,6 +221,8 @@ impl Indexer {
             }
             self.backlog
                 .remove(pending.iter().map(|(_, records)| records.len()).sum());
+            background.settle(self.backlog.queued(), MAX_RECORDS_PER_COMMIT / 4);
+            self.follow_policy();
             self.bound_wal();
             if let Err(error) = self.prune_if_due() {
                 tracing::warn!(%error, "pruning old events failed; will retry");
@@ -247,6 +266,7 @@ impl Indexer {
             if apply_now {
                 return pending;
             }
+            self.follow_policy();
             // The committer queues a sync before it counts it committed, so what a waiting
             // reader needs is in the queue when it is drained once more.
             let left = deadline.saturating_duration_since(Instant::now());
@@ -303,6 +323,14 @@ impl Indexer {
         Ok(())
     }
 
+    /// Takes the scheduling policy asked for, if it changed (see `priority.rs`).
+    #[inline]
+    fn follow_policy(&self) {
+        if let Some(policy) = &self.policy {
+            policy.follow();
+        }
+    }
+
     fn apply_inner(&self, batches: &[Batch]) -> Result<u64, StoreError> {
         let tx = self.conn.unchecked_transaction()?;
         let mut summed = Summed::default();
@@ -313,15 +341,18 @@ impl Indexer {
         for (pos, records) in batches {
             for record in records {
                 apply_record(&tx, record, &mut summed, &mut insert_message)?;
+                self.follow_policy();
             }
             applied = *pos;
         }
         drop(insert_message);
         for change in summed.invitations.values() {
             write_invitation(&tx, change)?;
+            self.follow_policy();
         }
         for (key, change) in &summed.conversations {
             upsert_conversation(&tx, *key, change)?;
+            self.follow_policy();
         }
         for (conv_key, head) in &summed.conversation_heads {
             if let Some(last_message_id) = &head.last_message_id {
@@ -336,6 +367,7 @@ impl Indexer {
         }
         for (user, events) in &summed.events {
             keep_events(&tx, user, events)?;
+            self.follow_policy();
         }
         tx.prepare_cached(
             "INSERT INTO meta(key, value) VALUES ('applied_pos', ?1)

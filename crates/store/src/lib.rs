@@ -25,6 +25,7 @@ mod writer;
 pub use journal::LEGACY_JOURNAL_FILE;
 pub use log_file::LOG_DIR;
 
+pub use priority::BackgroundThreads;
 pub use reader::LoginSnapshot;
 pub use writer::{Deliver, Delivery, JobReport, ReportedMessage, WriteJob, WriteOp};
 
@@ -72,12 +73,13 @@ pub struct StoreConfig {
     /// waits: most of an indexing commit is writing dirty pages, and a longer gathering
     /// shares them among more actions.
     pub index_gather: std::time::Duration,
-    /// Run the indexer and the checkpointer under `SCHED_IDLE` (Linux): their bursts then
-    /// never delay the threads a ring passes through, which lowers the ring's tail on a
-    /// machine Beckon has to itself; but where other processes keep every core busy they
-    /// then fall behind and, through the bounded index queue, slow every commit. Off by
-    /// default (see docs/architecture.md).
-    pub idle_background_threads: bool,
+    /// Scheduling of the indexer and the checkpointer (Linux): under `SCHED_IDLE` their
+    /// bursts never delay the threads a ring passes through; by default they leave it while
+    /// the index queue backs up (see `priority.rs` and docs/architecture.md).
+    pub background_threads: BackgroundThreads,
+    /// Least time the background threads keep the normal policy once the index queue has
+    /// backed up, so that a busy spell does not flip it at every commit.
+    pub background_raise_hold: std::time::Duration,
 }
 
 impl Default for StoreConfig {
@@ -89,7 +91,8 @@ impl Default for StoreConfig {
             journal_segment_bytes: log_file::SEGMENT_BYTES,
             wal_limit_bytes: 256 * 1024 * 1024,
             index_gather: std::time::Duration::from_millis(200),
-            idle_background_threads: false,
+            background_threads: BackgroundThreads::default(),
+            background_raise_hold: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -111,6 +114,8 @@ struct Inner {
     applied: tokio::sync::watch::Receiver<u64>,
     /// Tells the indexer a reader waits, so it applies at once instead of gathering more.
     index_backlog: Arc<indexer::Backlog>,
+    /// The background threads' scheduling, which a long wait for the indexer raises.
+    background: Arc<priority::Background>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     committer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     indexer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -122,6 +127,10 @@ struct Inner {
 
 /// Name of the database of indexed tables inside the data directory.
 pub const DB_FILE: &str = "beckon.sqlite3";
+
+/// How long a read waits for the indexer before it asks for the background threads' normal
+/// policy (an indexing transaction takes tens of milliseconds).
+const READ_WAIT_BEFORE_RAISE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Batches the writer may number ahead of the journal's sync before it waits.
 const PREPARED_QUEUE_BATCHES: usize = 256;
@@ -141,6 +150,10 @@ impl Store {
         std::fs::create_dir_all(data_dir).map_err(dir_error)?;
         let path = data_dir.join(DB_FILE);
         let durable = Arc::new(AtomicU64::new(0));
+        let background = Arc::new(priority::Background::new(
+            config.background_threads,
+            config.background_raise_hold,
+        ));
         let (mut indexer, applied) = indexer::Indexer::new(
             schema::open_indexer(&path)?,
             &config,
@@ -199,6 +212,7 @@ impl Store {
                 deliveries,
                 indexer: index_tx,
                 backlog: Arc::clone(&indexer.backlog),
+                background: Arc::clone(&background),
                 durable,
                 committed: Arc::clone(&committed_pos),
                 failure: Arc::clone(&failure_tx),
@@ -206,14 +220,11 @@ impl Store {
         );
         let index_backlog = Arc::clone(&indexer.backlog);
         let indexer_failure = Arc::clone(&failure_tx);
-        let idle_background = config.idle_background_threads;
+        let indexer_background = Arc::clone(&background);
         let indexer_thread = std::thread::Builder::new()
             .name("beckon-store-indexer".into())
             .spawn(move || {
-                if idle_background {
-                    priority::run_in_background("indexer");
-                }
-                indexer.run(&index_rx, &indexer_failure);
+                indexer.run(&index_rx, &indexer_failure, &indexer_background);
             })
             .map_err(dir_error)?;
         let committer_thread = std::thread::Builder::new()
@@ -228,13 +239,12 @@ impl Store {
         let checkpoint_conns = vec![schema::open_checkpointer(&path)?];
         let stop_checkpoints = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = Arc::clone(&stop_checkpoints);
+        let checkpointer_background = Arc::clone(&background);
         let checkpointer = std::thread::Builder::new()
             .name("beckon-store-checkpoint".into())
             .spawn(move || {
-                if idle_background {
-                    priority::run_in_background("checkpointer");
-                }
-                checkpoint::run(&checkpoint_conns, &stop);
+                let policy = checkpointer_background.enter("checkpointer");
+                checkpoint::run(&checkpoint_conns, &stop, &policy);
             })
             .map_err(dir_error)?;
         Ok(Self {
@@ -246,6 +256,7 @@ impl Store {
                 committed: committed_pos,
                 applied,
                 index_backlog,
+                background: Arc::clone(&background),
                 writer_thread: Mutex::new(Some(thread)),
                 committer_thread: Mutex::new(Some(committer_thread)),
                 indexer_thread: Mutex::new(Some(indexer_thread)),
@@ -341,10 +352,23 @@ impl Store {
         if *self.inner.applied.borrow() < committed {
             self.inner.index_backlog.ask_to_apply();
             let mut applied = self.inner.applied.clone();
-            applied
-                .wait_for(|applied| *applied >= committed)
-                .await
-                .map_err(|_| StoreError::WriterStopped)?;
+            let caught_up = tokio::time::timeout(
+                READ_WAIT_BEFORE_RAISE,
+                applied.wait_for(|applied| *applied >= committed),
+            )
+            .await
+            .map(|waited| waited.map(|_| ()));
+            if let Ok(waited) = caught_up {
+                waited.map_err(|_| StoreError::WriterStopped)?;
+            } else {
+                // Far longer than a transaction takes: an idle-policy indexer is not getting
+                // a core.
+                self.inner.background.ask_for_normal();
+                applied
+                    .wait_for(|applied| *applied >= committed)
+                    .await
+                    .map_err(|_| StoreError::WriterStopped)?;
+            }
         }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {

@@ -932,14 +932,18 @@ fn policies_of_threads(name: &str) -> Vec<i64> {
 const BACKGROUND_THREADS: [&str; 2] = ["beckon-store-in", "beckon-store-ch"];
 const COMMIT_PATH_THREADS: [&str; 2] = ["beckon-store-sy", "beckon-store-wr"];
 
-/// Opens a store and waits until its four threads have named themselves and, if
-/// `idle_background_threads`, the background ones have taken the idle policy.
+/// Opens a store and waits until its four threads have named themselves and background ones
+/// of `background_policy` are running (a thread names itself after it starts, so finding the
+/// names of other tests' stores is not enough).
 #[cfg(target_os = "linux")]
-fn open_and_wait_for_threads(dir: &Path, idle_background_threads: bool) -> Store {
-    const SCHED_IDLE: i64 = 5;
+fn open_and_wait_for_threads(
+    dir: &Path,
+    background_threads: BackgroundThreads,
+    background_policy: i64,
+) -> Store {
     let (deliveries, _) = tokio_mpsc::unbounded_channel();
     let config = StoreConfig {
-        idle_background_threads,
+        background_threads,
         ..StoreConfig::default()
     };
     let store = Store::open(dir, config, Arc::new(deliveries)).expect("store opens");
@@ -947,7 +951,7 @@ fn open_and_wait_for_threads(dir: &Path, idle_background_threads: bool) -> Store
     let started = || {
         BACKGROUND_THREADS.iter().all(|name| {
             let policies = policies_of_threads(name);
-            !policies.is_empty() && (!idle_background_threads || policies.contains(&SCHED_IDLE))
+            policies.contains(&background_policy)
         }) && COMMIT_PATH_THREADS
             .iter()
             .all(|name| !policies_of_threads(name).is_empty())
@@ -965,11 +969,14 @@ fn open_and_wait_for_threads(dir: &Path, idle_background_threads: bool) -> Store
 }
 
 #[cfg(target_os = "linux")]
+const SCHED_IDLE: i64 = 5;
+
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn with_idle_background_threads_the_indexer_and_the_checkpointer_run_under_the_idle_policy_and_the_commit_path_does_not(
 ) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = open_and_wait_for_threads(dir.path(), true);
+    let store = open_and_wait_for_threads(dir.path(), BackgroundThreads::Idle, SCHED_IDLE);
     for name in COMMIT_PATH_THREADS {
         let policies = policies_of_threads(name);
         assert!(policies.iter().all(|&p| p == 0), "{name}: {policies:?}");
@@ -977,17 +984,62 @@ async fn with_idle_background_threads_the_indexer_and_the_checkpointer_run_under
     close(store).await;
 }
 
-/// By default the background threads keep the normal policy: under `SCHED_IDLE` a machine
-/// whose cores other processes keep busy starves them, and the bounded index queue then slows
-/// every commit (docs/benchmarks.md, evening of 3 December).
+/// With `BackgroundThreads::Normal` no store thread leaves the normal policy.
 #[cfg(target_os = "linux")]
 #[tokio::test]
-async fn by_default_every_store_thread_keeps_the_normal_policy() {
+async fn with_normal_background_threads_every_store_thread_keeps_the_normal_policy() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = open_and_wait_for_threads(dir.path(), false);
+    let store = open_and_wait_for_threads(dir.path(), BackgroundThreads::Normal, 0);
     // Stores of tests running beside this one share the thread names; this store's threads
-    // are among them, and only a store opened with the idle setting has others.
+    // are among them, and only stores opened with another setting have idle ones.
     for name in BACKGROUND_THREADS.iter().chain(&COMMIT_PATH_THREADS) {
+        assert!(
+            policies_of_threads(name).contains(&0),
+            "{name}: {:?}",
+            policies_of_threads(name)
+        );
+    }
+    close(store).await;
+}
+
+/// Whether Linux lets this process take a thread back from `SCHED_IDLE` to the normal policy
+/// at its nice value: `CAP_SYS_NICE` (bit 23 of the effective set), or `RLIMIT_NICE` of at
+/// least 20 - nice. Read from /proc, independently of the store's own probe.
+#[cfg(target_os = "linux")]
+fn process_may_leave_idle() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reads status");
+    let cap_eff = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).expect("hex capabilities"))
+        .expect("status has CapEff");
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("reads limits");
+    let nice_limit: i64 = limits
+        .lines()
+        .find(|line| line.starts_with("Max nice priority"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(0);
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("reads stat");
+    let nice: i64 = stat[stat.rfind(')').expect("stat has a name") + 2..]
+        .split(' ')
+        .nth(19 - 3)
+        .and_then(|nice| nice.parse().ok())
+        .expect("stat has a nice value");
+    cap_eff & (1 << 23) != 0 || nice_limit >= 20 - nice
+}
+
+/// By default the background threads start under the idle policy where the process may take
+/// them back to the normal one when they are starved, and keep the normal policy elsewhere
+/// (a thread it could not raise would hold every commit back on a busy machine).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn by_default_the_background_threads_start_idle_only_where_they_can_be_raised_again() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let may_leave_idle = process_may_leave_idle();
+    let expected = if may_leave_idle { SCHED_IDLE } else { 0 };
+    let store = open_and_wait_for_threads(dir.path(), BackgroundThreads::Adaptive, expected);
+    for name in COMMIT_PATH_THREADS {
         assert!(
             policies_of_threads(name).contains(&0),
             "{name}: {:?}",
