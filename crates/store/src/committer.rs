@@ -112,9 +112,10 @@ impl Committer {
                 .links
                 .backlog
                 .add(synced.iter().map(|(_, records)| records.len()).sum());
-            if queued >= indexer::MAX_RECORDS_PER_COMMIT {
-                // A whole transaction behind: an idle-policy indexer is not getting a core.
-                self.links.background.ask_for_normal();
+            if queued >= indexer::STARVED_AT_RECORDS {
+                self.links
+                    .background
+                    .ask_for_normal("the index queue is three quarters full");
             }
             if self.links.indexer.send(synced).is_err() {
                 // Durable, but the tables will not show it until a restart replays the

@@ -26,6 +26,10 @@ use tokio::sync::watch;
 /// it cannot keep up with then slows the writers instead of piling up in memory (creating a
 /// million invitations once held about a gigabyte of records here). About two full commits.
 const MAX_QUEUED_RECORDS: usize = 2 * MAX_RECORDS_PER_COMMIT;
+/// Records queued at which an idle-policy indexer counts as starved (see `priority.rs`): three
+/// quarters of the bound, so a busy moment of the server's own does not count, with room left
+/// for the raised thread to notice before the committer has to wait.
+pub(crate) const STARVED_AT_RECORDS: usize = MAX_QUEUED_RECORDS * 3 / 4;
 
 /// The count of records queued for the indexer, which bounds the committer, and what ends
 /// the indexer's gathering early. The indexer gathers without being woken by each sync (at

@@ -92,7 +92,7 @@ impl Default for StoreConfig {
             wal_limit_bytes: 256 * 1024 * 1024,
             index_gather: std::time::Duration::from_millis(200),
             background_threads: BackgroundThreads::default(),
-            background_raise_hold: std::time::Duration::from_secs(10),
+            background_raise_hold: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -363,7 +363,9 @@ impl Store {
             } else {
                 // Far longer than a transaction takes: an idle-policy indexer is not getting
                 // a core.
-                self.inner.background.ask_for_normal();
+                self.inner
+                    .background
+                    .ask_for_normal("a read waited 100 ms for the indexer");
                 applied
                     .wait_for(|applied| *applied >= committed)
                     .await

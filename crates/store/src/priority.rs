@@ -7,7 +7,7 @@
 //! idle-policy threads counts as free. But where other processes keep every core busy an
 //! idle-policy thread barely runs, and the bounded index queue then holds every commit back.
 //! So by default ([`BackgroundThreads::Adaptive`]) the committer asks for the normal policy
-//! once a commit's worth of records waits, each background thread takes it at its next check
+//! once the index queue is three quarters full or a read has waited 100 ms, each background thread takes it at its next check
 //! (a starved thread still runs now and then), and the indexer gives it back once the queue
 //! is short again and has stayed raised for `StoreConfig::background_raise_hold`.
 //!
@@ -63,14 +63,15 @@ impl Background {
         }
     }
 
-    /// Called by the committer when a commit's worth of records waits for the indexer.
-    pub(crate) fn ask_for_normal(&self) {
+    /// Called when the indexer is starved: by the committer when the queue is three quarters full,
+    /// waits for it, by a read that has waited long for it. `why` goes to the log.
+    pub(crate) fn ask_for_normal(&self, why: &'static str) {
         if self.adaptive && !self.raised.swap(true, Ordering::AcqRel) {
             *self
                 .raised_at
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Instant::now();
-            tracing::info!("the index queue backs up: the store's background threads take the normal scheduling policy");
+            tracing::debug!(why, "the indexer falls behind: the store's background threads take the normal scheduling policy");
         }
     }
 
@@ -86,7 +87,7 @@ impl Background {
             .unwrap_or_else(PoisonError::into_inner);
         if raised_at.elapsed() >= self.hold {
             self.raised.store(false, Ordering::Release);
-            tracing::info!("the index queue is short again: the store's background threads go back to the idle scheduling policy");
+            tracing::debug!("the index queue is short again: the store's background threads go back to the idle scheduling policy");
         }
     }
 
