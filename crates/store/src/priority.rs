@@ -6,10 +6,11 @@
 //! made; under `SCHED_IDLE` a waking thread takes the core at once, and a core running only
 //! idle-policy threads counts as free. But where other processes keep every core busy an
 //! idle-policy thread barely runs, and the bounded index queue then holds every commit back.
-//! So by default ([`BackgroundThreads::Adaptive`]) the committer asks for the normal policy
-//! once the index queue is three quarters full or a read has waited 100 ms, each background thread takes it at its next check
-//! (a starved thread still runs now and then), and the indexer gives it back once the queue
-//! is short again and has stayed raised for `StoreConfig::background_raise_hold`.
+//! So by default ([`BackgroundThreads::Adaptive`]) the normal policy is asked for when the
+//! index queue is three quarters full (by the committer) or a read has waited 100 ms for the
+//! indexer; each background thread takes it at its next check (a starved thread still runs
+//! now and then), and the indexer withdraws the request once the queue is short again and
+//! the raise has lasted `StoreConfig::background_raise_hold`.
 //!
 //! Linux lets an unprivileged thread leave `SCHED_IDLE` only if `RLIMIT_NICE` allows its nice
 //! value (`CAP_SYS_NICE` always does), so a probe thread tries the round trip at start; where it
@@ -63,8 +64,8 @@ impl Background {
         }
     }
 
-    /// Called when the indexer is starved: by the committer when the queue is three quarters full,
-    /// waits for it, by a read that has waited long for it. `why` goes to the log.
+    /// Called when the indexer is starved: by the committer when the queue is three quarters
+    /// full, by a read that has waited long for it. `why` goes to the log.
     pub(crate) fn ask_for_normal(&self, why: &'static str) {
         if self.adaptive && !self.raised.swap(true, Ordering::AcqRel) {
             *self
