@@ -129,7 +129,7 @@ pub(crate) type Synced = Vec<Batch>;
 /// keeps each flush small (see the checkpoint interval).
 const DURABLE_EVERY: Duration = Duration::from_millis(250);
 /// Most records applied in one transaction, so readers waiting for it are not held long.
-pub(crate) const MAX_RECORDS_PER_COMMIT: usize = 50_000;
+const MAX_RECORDS_PER_COMMIT: usize = 50_000;
 /// Longest interval between prunes of old events (shorter when the retention is short).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const PRUNE_CHUNK: i64 = 20_000;
@@ -205,8 +205,7 @@ impl Indexer {
             let first = match batches.recv_timeout(self.prune_interval().min(DURABLE_EVERY)) {
                 Ok(batch) => batch,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    background.settle(self.backlog.queued(), MAX_RECORDS_PER_COMMIT / 4);
-                    self.follow_policy();
+                    self.settle_policy();
                     if let Err(error) = self.idle_work() {
                         tracing::warn!(%error, "indexer upkeep failed; will retry");
                     }
@@ -225,8 +224,7 @@ impl Indexer {
             }
             self.backlog
                 .remove(pending.iter().map(|(_, records)| records.len()).sum());
-            background.settle(self.backlog.queued(), MAX_RECORDS_PER_COMMIT / 4);
-            self.follow_policy();
+            self.settle_policy();
             self.bound_wal();
             if let Err(error) = self.prune_if_due() {
                 tracing::warn!(%error, "pruning old events failed; will retry");
@@ -325,6 +323,15 @@ impl Indexer {
             self.last_durable = Instant::now();
         }
         Ok(())
+    }
+
+    /// Between transactions: withdraws a raise once the queue is short (an eighth of its
+    /// bound) and takes the scheduling policy asked for.
+    fn settle_policy(&self) {
+        if let Some(policy) = &self.policy {
+            policy.settle(self.backlog.queued(), MAX_QUEUED_RECORDS / 8);
+            policy.follow();
+        }
     }
 
     /// Takes the scheduling policy asked for, if it changed (see `priority.rs`).

@@ -352,25 +352,21 @@ impl Store {
         if *self.inner.applied.borrow() < committed {
             self.inner.index_backlog.ask_to_apply();
             let mut applied = self.inner.applied.clone();
-            let caught_up = tokio::time::timeout(
-                READ_WAIT_BEFORE_RAISE,
-                applied.wait_for(|applied| *applied >= committed),
-            )
-            .await
-            .map(|waited| waited.map(|_| ()));
-            if let Ok(waited) = caught_up {
-                waited.map_err(|_| StoreError::WriterStopped)?;
+            let caught_up = |applied: &u64| *applied >= committed;
+            let waited = tokio::time::timeout(READ_WAIT_BEFORE_RAISE, applied.wait_for(caught_up))
+                .await
+                .map(|result| result.map(drop));
+            let result = if let Ok(result) = waited {
+                result
             } else {
                 // Far longer than a transaction takes: an idle-policy indexer is not getting
                 // a core.
                 self.inner
                     .background
                     .ask_for_normal("a read waited 100 ms for the indexer");
-                applied
-                    .wait_for(|applied| *applied >= committed)
-                    .await
-                    .map_err(|_| StoreError::WriterStopped)?;
-            }
+                applied.wait_for(caught_up).await.map(drop)
+            };
+            result.map_err(|_| StoreError::WriterStopped)?;
         }
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {

@@ -76,9 +76,9 @@ impl Background {
         }
     }
 
-    /// Called by the indexer after a transaction: back to idle once the queue is short and
-    /// the raise has lasted its hold (so a busy spell does not flip it at every commit).
-    pub(crate) fn settle(&self, queued_records: usize, short: usize) {
+    /// Back to idle once the queue is short and the raise has lasted its hold (so a busy
+    /// spell does not flip it at every commit).
+    fn settle(&self, queued_records: usize, short: usize) {
         if !self.raised.load(Ordering::Acquire) || queued_records >= short {
             return;
         }
@@ -121,6 +121,11 @@ pub(crate) struct ThreadPolicy {
 }
 
 impl ThreadPolicy {
+    /// Called by the indexer between transactions, with the records still queued.
+    pub(crate) fn settle(&self, queued_records: usize, short: usize) {
+        self.shared.settle(queued_records, short);
+    }
+
     /// Takes the policy asked for if it is not the current one: an atomic load when it is,
     /// so cheap enough to call for every record.
     #[inline]

@@ -1002,53 +1002,6 @@ async fn with_normal_background_threads_every_store_thread_keeps_the_normal_poli
     close(store).await;
 }
 
-/// Whether Linux lets this process take a thread back from `SCHED_IDLE` to the normal policy
-/// at its nice value: `CAP_SYS_NICE` (bit 23 of the effective set), or `RLIMIT_NICE` of at
-/// least 20 - nice. Read from /proc, independently of the store's own probe.
-#[cfg(target_os = "linux")]
-fn process_may_leave_idle() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reads status");
-    let cap_eff = status
-        .lines()
-        .find_map(|line| line.strip_prefix("CapEff:"))
-        .map(|hex| u64::from_str_radix(hex.trim(), 16).expect("hex capabilities"))
-        .expect("status has CapEff");
-    let limits = std::fs::read_to_string("/proc/self/limits").expect("reads limits");
-    let nice_limit: i64 = limits
-        .lines()
-        .find(|line| line.starts_with("Max nice priority"))
-        .and_then(|line| line.split_whitespace().nth(3))
-        .and_then(|soft| soft.parse().ok())
-        .unwrap_or(0);
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").expect("reads stat");
-    let nice: i64 = stat[stat.rfind(')').expect("stat has a name") + 2..]
-        .split(' ')
-        .nth(19 - 3)
-        .and_then(|nice| nice.parse().ok())
-        .expect("stat has a nice value");
-    cap_eff & (1 << 23) != 0 || nice_limit >= 20 - nice
-}
-
-/// By default the background threads start under the idle policy where the process may take
-/// them back to the normal one when they are starved, and keep the normal policy elsewhere
-/// (a thread it could not raise would hold every commit back on a busy machine).
-#[cfg(target_os = "linux")]
-#[tokio::test]
-async fn by_default_the_background_threads_start_idle_only_where_they_can_be_raised_again() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let may_leave_idle = process_may_leave_idle();
-    let expected = if may_leave_idle { SCHED_IDLE } else { 0 };
-    let store = open_and_wait_for_threads(dir.path(), BackgroundThreads::Adaptive, expected);
-    for name in COMMIT_PATH_THREADS {
-        assert!(
-            policies_of_threads(name).contains(&0),
-            "{name}: {:?}",
-            policies_of_threads(name)
-        );
-    }
-    close(store).await;
-}
-
 /// A message from `from` to bob in their one-to-one conversation.
 fn message_to_bob_job(from: &str, id: &str, time: u64) -> WriteJob {
     let mut job = message_job(id, time);

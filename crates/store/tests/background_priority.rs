@@ -173,8 +173,9 @@ async fn bob_unread(store: &Store) -> u64 {
     conversations.first().map_or(0, |c| c.unread_count)
 }
 
-/// Whether Linux lets this process take a thread back from `SCHED_IDLE` (see the unit test of
-/// the same name): `CAP_SYS_NICE`, or `RLIMIT_NICE` of at least 20 - nice.
+/// Whether Linux lets this process take a thread back from `SCHED_IDLE`, read from /proc
+/// independently of the store's own probe: `CAP_SYS_NICE` (bit 23 of the effective set), or
+/// `RLIMIT_NICE` of at least 20 - nice.
 fn process_may_leave_idle() -> bool {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let cap_eff = status
@@ -219,6 +220,13 @@ async fn a_starved_idle_indexer_is_raised_by_a_waiting_read_or_a_backed_up_queue
         both_background_threads_are(SCHED_IDLE)
     })
     .await;
+    for commit_path_thread in ["beckon-store-sy", "beckon-store-wr"] {
+        assert_eq!(
+            policies_of_threads(commit_path_thread),
+            [SCHED_OTHER],
+            "{commit_path_thread} keeps the normal policy"
+        );
+    }
     let mut sent = 0u64;
 
     // A read waits for a starved indexer: after a while it asks for the normal policy.
